@@ -1,0 +1,47 @@
+"""What every entry point shares: config from `key=value` arguments, one-line errors, exit codes.
+
+A user mistake prints `error: <what, the value, what is allowed>` and exits 2, before TensorFlow
+is even imported when the config alone is wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from .config import Config, ConfigError, load_config
+from .errors import EXIT_DIVERGED, EXIT_USAGE, Diverged, RunError
+
+USAGE = "usage: python -m {module} [key=value ...]   (keys: see README, e.g. run_dir=runs/a)"
+
+
+def run(module: str, main: Callable[[Config], object], argv: list[str] | None = None) -> int:
+    """Parses `argv` into a checked Config, runs `main(cfg)`, and maps failures to exit codes."""
+    argv = sys.argv[1:] if argv is None else argv
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(USAGE.format(module=module))
+        return 0
+    try:
+        cfg = load_config(argv)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    from .loop.controller import Stop  # TensorFlow is imported from here on
+
+    try:
+        main(cfg)
+    except (RunError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except Diverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except Stop as stop:
+        print(f"stopped by signal at step {stop.step}; checkpoint ckpt-{stop.step} saved; run the "
+              "same command to continue", file=sys.stderr)
+        return stop.exit_code
+    return 0

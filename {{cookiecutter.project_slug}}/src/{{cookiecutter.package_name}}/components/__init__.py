@@ -1,0 +1,35 @@
+"""Custom Keras components: activation, initializer, regularizer, constraint, loss, metric, layers.
+
+Importing this package registers every custom object with Keras, so `.keras` files that use
+them load with `keras.models.load_model` and no `custom_objects`.
+
+>>> import keras
+>>> keras.saving.get_registered_object("custom_tf>HuberLoss") is HuberLoss
+True
+"""
+
+from .activations import ScaledSoftplus, scaled_softplus
+from .constraints import PositiveWeights, positive_weights
+from .initializers import GlorotNormalGain, glorot_normal_gain
+from .layers import CustomDense, GaussianNoise, ResidualBlock, SumAndProduct
+from .losses import HuberLoss, huber
+from .metrics import StreamingMAE
+from .regularizers import L1Penalty, l1_penalty
+
+__all__ = [
+    "CustomDense",
+    "GaussianNoise",
+    "GlorotNormalGain",
+    "HuberLoss",
+    "L1Penalty",
+    "PositiveWeights",
+    "ResidualBlock",
+    "ScaledSoftplus",
+    "StreamingMAE",
+    "SumAndProduct",
+    "glorot_normal_gain",
+    "huber",
+    "l1_penalty",
+    "positive_weights",
+    "scaled_softplus",
+]

@@ -1,0 +1,1 @@
+"""Hydra configuration files: `config.yaml` and the `distribute` and `precision` groups."""

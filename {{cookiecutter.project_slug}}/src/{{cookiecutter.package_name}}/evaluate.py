@@ -1,0 +1,58 @@
+"""Evaluate a run's newest checkpoint on the held-out split: writes `run_dir/eval.json`.
+
+    python -m {{ cookiecutter.package_name }}.evaluate run_dir=runs/a
+
+The model is rebuilt from the run's own `run.json`, so only `run_dir` (and, if wanted,
+`distribute=...`) need to be given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from .cli import run
+from .config import Config, saved_run_config
+
+
+def restore_run(cfg: Config):
+    """Builds the run's trainer under `cfg.distribute` and restores its newest checkpoint."""
+    from .data import load_arrays
+    from .errors import RunError
+    from .loop.checkpoints import CheckpointKeeper
+    from .loop.cluster import make_cluster
+    from .loop.trainer import Trainer
+
+    cfg = saved_run_config(cfg)
+    arrays = load_arrays(cfg.data.input_dim, cfg.data.train_size, cfg.data.test_size,
+                         cfg.data.label_noise, cfg.seed, cfg.data.path)
+    cluster = make_cluster(cfg.distribute)
+    trainer = Trainer(cfg, cluster, arrays.x_train)
+    keeper = CheckpointKeeper(trainer.checkpoint, os.path.join(cfg.run_dir, "checkpoints"),
+                              cfg.checkpoint.max_to_keep, is_chief=False)
+    step = keeper.restore_latest()
+    if step is None:
+        raise RunError(f"run_dir={cfg.run_dir}: no checkpoint to restore; train first")
+    return cfg, cluster, trainer, arrays, step
+
+
+def evaluate(cfg: Config) -> dict:
+    """Held-out metrics of the newest checkpoint; also written to run_dir/eval.json."""
+    from .data import eval_dataset
+    from .loop.controller import write_json
+
+    cfg, cluster, trainer, arrays, step = restore_run(cfg)
+    held_out = cluster.strategy.experimental_distribute_dataset(
+        eval_dataset(arrays.x_test, arrays.y_test, cfg.train.batch_size))
+    result = {"step": step, **trainer.evaluate(held_out), "num_examples": len(arrays.x_test)}
+    write_json(os.path.join(cfg.run_dir, "eval.json"), result)
+    print(json.dumps(result))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(f"{__package__}.evaluate", evaluate, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""Creates the tf.distribute strategy a config asks for and describes the cluster it runs on.
+
+Every strategy goes through the same loop. `none` is TensorFlow's default strategy (one device),
+so the loop has no single-device branch: `strategy.run`, `strategy.reduce` and distributed
+datasets behave the same everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from ..config import DistributeConfig
+from ..errors import RunError
+
+
+@dataclass(frozen=True)
+class Cluster:
+    strategy: tf.distribute.Strategy
+    name: str
+    num_replicas: int
+    num_workers: int
+    task_type: str | None
+    task_id: int | None
+
+    @property
+    def is_chief(self) -> bool:
+        """The one task that writes checkpoints, summaries and logs into run_dir."""
+        if self.task_type is None:
+            return True
+        has_chief = "chief" in json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+        if has_chief:
+            return self.task_type == "chief"
+        return self.task_type == "worker" and self.task_id == 0
+
+
+def split_cpu(num_devices: int) -> list[str]:
+    """Splits the first CPU into `num_devices` logical devices (before TensorFlow starts)."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    wanted = [tf.config.LogicalDeviceConfiguration()] * num_devices
+    try:
+        tf.config.set_logical_device_configuration(cpu, wanted)
+    except RuntimeError:  # TensorFlow already started: fine if it has enough CPUs already
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have < num_devices:
+            raise RunError(
+                f"distribute.cpu_devices={num_devices}: TensorFlow already started with {have} "
+                "CPU device(s); set it before any TensorFlow op runs") from None
+    return [f"/cpu:{index}" for index in range(num_devices)]
+
+
+def make_cluster(cfg: DistributeConfig) -> Cluster:
+    """Returns the strategy for `cfg.strategy` with its replica and worker counts."""
+    if cfg.strategy == "none":
+        strategy = tf.distribute.get_strategy()
+    elif cfg.strategy == "mirrored":
+        devices = split_cpu(cfg.cpu_devices) if cfg.cpu_devices else None
+        strategy = tf.distribute.MirroredStrategy(devices)
+    elif cfg.strategy == "multi_worker_mirrored":
+        strategy = _multi_worker()
+    elif cfg.strategy == "tpu":
+        strategy = _tpu(cfg.tpu)
+    else:  # config validation makes this unreachable
+        raise RunError(f"distribute.strategy={cfg.strategy}: unknown strategy")
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None) if resolver else None
+    task_id = getattr(resolver, "task_id", None) if resolver else None
+    num_workers = 1
+    if cfg.strategy == "multi_worker_mirrored":
+        num_workers = len(json.loads(os.environ.get("TF_CONFIG", "{}"))
+                          .get("cluster", {}).get("worker", [])) or 1
+    return Cluster(strategy, cfg.strategy, strategy.num_replicas_in_sync, num_workers,
+                   task_type if num_workers > 1 else None, task_id)
+
+
+def _multi_worker() -> tf.distribute.Strategy:
+    raw = os.environ.get("TF_CONFIG", "")
+    if raw:
+        try:
+            json.loads(raw)["task"]
+        except (ValueError, KeyError, TypeError):
+            raise RunError("TF_CONFIG: not JSON with 'cluster' and 'task' keys, received "
+                           f"{raw[:120]!r}") from None
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _tpu(name: str) -> tf.distribute.Strategy:
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=name or None)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except Exception as error:  # the resolver raises several types when no TPU is reachable
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise RunError(f"distribute=tpu: no TPU found on this machine ({first_line}); use "
+                       "distribute=none or distribute=mirrored here") from None
+    return tf.distribute.TPUStrategy(resolver)

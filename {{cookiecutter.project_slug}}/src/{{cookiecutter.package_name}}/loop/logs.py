@@ -1,0 +1,90 @@
+"""Where a run's numbers go: `metrics.jsonl`, TensorBoard summaries, and a progress bar.
+
+Only the chief writes files; other workers get a `RunLog` with `enabled=False`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+
+class RunLog:
+    """Appends one JSON line per logged step and mirrors it to TensorBoard."""
+
+    def __init__(self, run_dir: str, total_steps: int, start_step: int, enabled: bool = True):
+        self.enabled = enabled
+        self.path = os.path.join(run_dir, "metrics.jsonl")
+        self._writers = {}
+        self._run_dir = run_dir
+        if enabled:
+            drop_lines_after(self.path, start_step)
+        # tqdm disables itself when stderr is not a terminal (disable=None).
+        self.progress = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
+                             disable=None if enabled else True)
+
+    def write(self, step: int, values: dict) -> None:
+        if not self.enabled:
+            return
+        record = {"step": step, **{key: _plain(value) for key, value in values.items()}}
+        with open(self.path, "a", encoding="utf-8") as file:
+            file.write(json.dumps(record) + "\n")
+        for key, value in record.items():
+            if key == "step" or not isinstance(value, float):
+                continue
+            split, name = ("eval", key[5:]) if key.startswith("eval_") else ("train", key)
+            with self._writer(split).as_default():
+                tf.summary.scalar(name, value, step=step)
+        shown = {k: f"{v:.4g}" for k, v in record.items() if k in ("loss", "mae", "eval_loss")}
+        self.progress.set_postfix(shown, refresh=False)
+
+    def advance(self, steps: int) -> None:
+        self.progress.update(steps)
+
+    def close(self) -> None:
+        self.progress.close()
+        for writer in self._writers.values():
+            writer.close()
+
+    def _writer(self, split: str):
+        if split not in self._writers:
+            logdir = os.path.join(self._run_dir, "tensorboard", split)
+            self._writers[split] = tf.summary.create_file_writer(logdir)
+        return self._writers[split]
+
+
+def _plain(value):
+    value = float(value) if not isinstance(value, (int, str)) else value
+    return value if not isinstance(value, float) or math.isfinite(value) else str(value)
+
+
+def drop_lines_after(path: str, step: int) -> None:
+    """On resume, forget lines a killed process logged after its last checkpoint."""
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as file:
+        lines = file.readlines()
+    kept = [line for line in lines if _step(line) is not None and _step(line) <= step]
+    if len(kept) != len(lines):
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as file:
+            file.writelines(kept)
+        os.replace(tmp, path)
+
+
+def _step(line: str) -> int | None:
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):  # a line cut short by a kill
+        return None
+
+
+def read_metrics(run_dir: str) -> list[dict]:
+    """The records of `run_dir/metrics.jsonl`, in order."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    with open(path, encoding="utf-8") as file:
+        return [json.loads(line) for line in file if line.strip()]

@@ -1,0 +1,208 @@
+"""The inner loop: model, optimizers and metrics for one strategy, and the compiled steps.
+
+Everything is created under `strategy.scope()` and built on a real batch before the first step
+(Keras 3 optimizers under MirroredStrategy fail on variables they first see inside a step).
+`train_steps(iterator, num_steps)` runs `num_steps` steps in one `tf.function` call, pulling each
+batch from the iterator inside the graph (`tf.range` loop), so Python costs nothing per step. It
+traces once per run: `num_steps` is a tensor, so cadence boundaries do not retrace.
+
+Losses under a strategy: each replica averages its per-example losses over the GLOBAL batch
+(`tf.nn.compute_average_loss`) and scales the model's own losses by the replica count
+(`tf.nn.scale_regularization_loss`); the optimizer sums gradients over replicas. The per-replica
+batch is `train.batch_size / num_replicas`.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from ..components.losses import HuberLoss
+from ..components.metrics import StreamingMAE
+from ..config import Config
+from ..errors import RunError
+from ..models import ResidualRegressor
+from .cluster import Cluster
+
+OPTIMIZER_CLASSES = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "sgd": keras.optimizers.SGD,
+    "rmsprop": keras.optimizers.RMSprop,
+}
+
+
+def build_model(cfg: Config) -> ResidualRegressor:
+    """The default model, configured by `cfg.model` (seeded by `cfg.seed`)."""
+    return ResidualRegressor(
+        hidden_units=cfg.model.hidden_units,
+        num_blocks=cfg.model.num_blocks,
+        output_units=1,
+        noise_stddev=cfg.model.noise_stddev,
+        reconstruction_weight=cfg.model.reconstruction_weight,
+        l1=cfg.model.l1,
+        seed=cfg.seed,
+    )
+
+
+def seed_states(root) -> list[tf.Variable]:
+    """Every `keras.random.SeedGenerator` state below `root`.
+
+    A `tf.train.Checkpoint` of a Keras 3 model does not hold these, so noise and dropout would
+    not resume exactly without them.
+    """
+    states, seen, stack = [], set(), [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, keras.random.SeedGenerator):
+            states.append(obj.state.value)
+        elif isinstance(obj, keras.layers.Layer):
+            for value in vars(obj).values():
+                stack.extend(value if isinstance(value, (list, tuple)) else [value])
+    return states
+
+
+class Trainer:
+    """Model, optimizers, metrics and compiled train / eval steps under one strategy."""
+
+    def __init__(self, cfg: Config, cluster: Cluster, example_inputs):
+        self.cfg = cfg
+        self.strategy = cluster.strategy
+        self.num_replicas = cluster.num_replicas
+        self.global_batch_size = cfg.train.batch_size
+        if self.global_batch_size % self.num_replicas:
+            raise RunError(
+                f"train.batch_size={self.global_batch_size}: not divisible by the "
+                f"{self.num_replicas} replicas; use a multiple of {self.num_replicas}")
+        keras.mixed_precision.set_global_policy(cfg.precision.policy)
+        self.loss_scaled = cfg.precision.policy == "mixed_float16"
+        with self.strategy.scope():
+            self.model = build_model(cfg)
+            self.model(example_inputs[: self.global_batch_size // self.num_replicas])
+            self.loss_fn = HuberLoss(cfg.loss.huber_threshold, reduction=None)
+            self.groups = self._optimizer_groups()
+            for optimizer, variables in self.groups:
+                optimizer.build(variables)
+            self.train_metrics = {"loss": keras.metrics.Mean(name="loss"), "mae": StreamingMAE(),
+                                  "grad_norm": keras.metrics.Mean(name="grad_norm")}
+            self.eval_metrics = {"loss": keras.metrics.Mean(name="loss"), "mae": StreamingMAE()}
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.variables = [v for _, variables in self.groups for v in variables]
+        self.checkpoint = tf.train.Checkpoint(
+            step=self.step, model=self.model, seeds=seed_states(self.model),
+            **{f"optimizer_{name}": opt for name, opt in zip(self.group_names, self.optimizers)})
+        replica_step = self._replica_train_step
+        if cfg.train.jit_compile:
+            replica_step = tf.function(replica_step, jit_compile=True)
+        self._replica_step = replica_step
+        self.train_steps = tf.function(self._train_steps)
+        self.evaluate_pass = tf.function(self._evaluate_pass)
+
+    # -- construction --------------------------------------------------------------------------
+    def _make_optimizer(self, learning_rate: float) -> keras.optimizers.Optimizer:
+        optimizer = OPTIMIZER_CLASSES[self.cfg.optimizer.name](learning_rate=learning_rate)
+        if self.loss_scaled:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
+
+    def _optimizer_groups(self):
+        """One optimizer for all variables, or one for the body and one for the head."""
+        head_rate = self.cfg.optimizer.head_learning_rate
+        if not head_rate:
+            self.group_names = ["all"]
+            return [(self._make_optimizer(self.cfg.optimizer.learning_rate),
+                     list(self.model.trainable_variables))]
+        groups = self.model.variable_groups()
+        rates = {"body": self.cfg.optimizer.learning_rate, "head": head_rate}
+        self.group_names = list(groups)
+        return [(self._make_optimizer(rates[name]), list(vs)) for name, vs in groups.items()]
+
+    @property
+    def optimizers(self):
+        return [optimizer for optimizer, _ in self.groups]
+
+    # -- one replica's step --------------------------------------------------------------------
+    def modify_gradients(self, gradients, loss_scale):
+        """Clips to `train.clip_norm` (of the unscaled gradients); edit to change gradients.
+
+        Under a strategy this sees one replica's gradients, before they are summed.
+        """
+        norm = tf.linalg.global_norm(gradients) / loss_scale
+        if self.cfg.train.clip_norm:
+            gradients, _ = tf.clip_by_global_norm(
+                gradients, self.cfg.train.clip_norm * loss_scale, use_norm=norm * loss_scale)
+        return gradients, norm
+
+    def _replica_train_step(self, batch):
+        inputs, targets = batch
+        first = self.optimizers[0]
+        with tf.GradientTape() as tape:
+            predictions = self.model(inputs, training=True)
+            per_example = self.loss_fn(targets, tf.cast(predictions, tf.float32))
+            model_loss = tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses] or [0.0])
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
+            loss += tf.nn.scale_regularization_loss(model_loss)
+            scaled_loss = first.scale_loss(loss) if self.loss_scaled else loss
+        gradients = tape.gradient(scaled_loss, self.variables)
+        loss_scale = tf.cast(first.scale_loss(1.0), tf.float32) if self.loss_scaled else 1.0
+        gradients, grad_norm = self.modify_gradients(gradients, loss_scale)
+        start = 0
+        for optimizer, variables in self.groups:
+            end = start + len(variables)
+            optimizer.apply_gradients(zip(gradients[start:end], variables))
+            start = end
+        self.train_metrics["loss"].update_state(per_example + model_loss)
+        self.train_metrics["mae"].update_state(targets, predictions)
+        self.train_metrics["grad_norm"].update_state(grad_norm)
+        return tf.math.is_finite(loss)
+
+    def _train_steps(self, iterator, num_steps):
+        """Runs `num_steps` steps; returns the index of the first non-finite loss, or -1."""
+        first_bad = tf.constant(-1, tf.int32)
+        for index in tf.range(num_steps):
+            finite = self.strategy.run(self._replica_step, args=(next(iterator),))
+            num_finite = self.strategy.reduce(
+                tf.distribute.ReduceOp.SUM, tf.cast(finite, tf.int32), axis=None)
+            if num_finite < self.num_replicas:
+                first_bad = index
+                break
+        return first_bad
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def _replica_eval_step(self, batch):
+        inputs, targets = batch
+        predictions = tf.cast(self.model(inputs, training=False), tf.float32)
+        self.eval_metrics["loss"].update_state(self.loss_fn(targets, predictions))
+        self.eval_metrics["mae"].update_state(targets, predictions)
+
+    def _evaluate_pass(self, distributed_dataset):
+        for batch in distributed_dataset:
+            self.strategy.run(self._replica_eval_step, args=(batch,))
+
+    def evaluate(self, distributed_dataset) -> dict[str, float]:
+        """Held-out loss and metrics over the whole dataset (exact over a short last batch)."""
+        for metric in self.eval_metrics.values():
+            metric.reset_state()
+        self.evaluate_pass(distributed_dataset)
+        return {f"eval_{name}": float(m.result()) for name, m in self.eval_metrics.items()}
+
+    # -- logs ----------------------------------------------------------------------------------
+    def collect_train_logs(self) -> dict[str, float]:
+        """Means since the last call of every train metric and the model's own; then resets."""
+        metrics = list(self.train_metrics.values()) + list(self.model.metrics)
+        logs = {metric.name: float(metric.result()) for metric in metrics}
+        for metric in metrics:
+            metric.reset_state()
+        logs["learning_rate"] = float(self.optimizers[0].learning_rate)
+        return logs
+
+    def weights_finite(self) -> bool:
+        return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.weights
+                   if "float" in str(v.dtype))
+
+    @property
+    def tracing_count(self) -> int:
+        return self.train_steps.experimental_get_tracing_count()

@@ -1,0 +1,36 @@
+"""Train the default model: `python -m {{ cookiecutter.package_name }}.train [key=value ...]`.
+
+Running the same command again with the same `run_dir` resumes from the newest checkpoint and
+continues up to `train.steps`. Examples:
+
+    python -m {{ cookiecutter.package_name }}.train run_dir=runs/a train.steps=600
+    python -m {{ cookiecutter.package_name }}.train run_dir=runs/b distribute=mirrored distribute.cpu_devices=2
+    python -m {{ cookiecutter.package_name }}.train run_dir=runs/c precision=mixed_bfloat16
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .cli import run
+from .config import Config
+
+
+def train(cfg: Config) -> dict:
+    """Trains and evaluates `cfg`; returns the final metrics (also in run_dir)."""
+    from .loop.controller import train_and_evaluate
+
+    result = train_and_evaluate(cfg)
+    print(json.dumps({key: round(v, 6) if isinstance(v, float) else v
+                      for key, v in result.items()}))
+    print(f"run directory: {cfg.run_dir}", file=sys.stderr)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(f"{__package__}.train", train, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

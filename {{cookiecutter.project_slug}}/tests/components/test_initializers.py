@@ -1,0 +1,55 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from {{ cookiecutter.package_name }}.components.initializers import (
+    GlorotNormalGain,
+    glorot_normal_gain,
+)
+
+
+def test_glorot_normal_function_has_glorot_stddev():
+    values = keras.ops.convert_to_numpy(glorot_normal_gain((200, 300)))
+    assert values.shape == (200, 300)
+    assert values.dtype == np.float32
+    np.testing.assert_allclose(values.std(), math.sqrt(2.0 / 500), rtol=0.03)
+    assert abs(values.mean()) < 0.003
+
+
+def test_gain_multiplies_stddev():
+    values = keras.ops.convert_to_numpy(GlorotNormalGain(gain=3.0, seed=1)((200, 300)))
+    np.testing.assert_allclose(values.std(), 3.0 * math.sqrt(2.0 / 500), rtol=0.03)
+
+
+def test_seed_makes_values_reproducible_and_distinct_seeds_differ():
+    first = keras.ops.convert_to_numpy(GlorotNormalGain(seed=7)((4, 4)))
+    again = keras.ops.convert_to_numpy(GlorotNormalGain(seed=7)((4, 4)))
+    other = keras.ops.convert_to_numpy(GlorotNormalGain(seed=8)((4, 4)))
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_initializer_honours_requested_dtype():
+    values = GlorotNormalGain(seed=0)((3, 3), dtype="float16")
+    assert keras.backend.standardize_dtype(values.dtype) == "float16"
+
+
+def test_initializers_round_trip_through_keras_serialization():
+    initializer = GlorotNormalGain(gain=2.0, seed=3)
+    revived = keras.initializers.get(keras.initializers.serialize(initializer))
+    assert isinstance(revived, GlorotNormalGain)
+    assert revived.get_config() == {"gain": 2.0, "seed": 3}
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(revived((2, 5))),
+                                  keras.ops.convert_to_numpy(initializer((2, 5))))
+    assert GlorotNormalGain.from_config(initializer.get_config()).gain == 2.0
+    function = keras.initializers.get(keras.initializers.serialize(glorot_normal_gain))
+    assert function is glorot_normal_gain
+
+
+@pytest.mark.parametrize("kwargs, message", [({"gain": -1.0}, "Received: gain=-1.0"),
+                                             ({"seed": 1.5}, "Received: seed=1.5")])
+def test_initializer_rejects_invalid_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GlorotNormalGain(**kwargs)

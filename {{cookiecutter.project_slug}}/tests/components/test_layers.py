@@ -1,0 +1,165 @@
+import keras
+import numpy as np
+import pytest
+from keras.src.testing import TestCase
+
+from {{ cookiecutter.package_name }}.components.activations import ScaledSoftplus
+from {{ cookiecutter.package_name }}.components.constraints import PositiveWeights
+from {{ cookiecutter.package_name }}.components.initializers import GlorotNormalGain
+from {{ cookiecutter.package_name }}.components.layers import (
+    CustomDense,
+    GaussianNoise,
+    ResidualBlock,
+    SumAndProduct,
+)
+from {{ cookiecutter.package_name }}.components.regularizers import L1Penalty
+
+# The configurations used by the default ResidualRegressor.
+PROJECTION_KWARGS = {
+    "units": 16,
+    "activation": ScaledSoftplus(scale=2.0),
+    "kernel_initializer": GlorotNormalGain(seed=0),
+    "kernel_regularizer": L1Penalty(1e-5),
+}
+RECONSTRUCTION_KWARGS = {
+    "units": 8,
+    "kernel_initializer": GlorotNormalGain(seed=3),
+    "kernel_constraint": PositiveWeights(),
+}
+BLOCK_KWARGS = {
+    "units": 16,
+    "activation": ScaledSoftplus(scale=2.0),
+    "kernel_initializer": GlorotNormalGain(gain=0.5),
+    "kernel_regularizer": L1Penalty(1e-5),
+    "seed": 100,
+}
+
+
+@pytest.fixture
+def harness():
+    return TestCase()
+
+
+@pytest.fixture
+def mixed_bfloat16():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    yield
+    keras.config.set_dtype_policy(previous)
+
+
+def test_custom_dense_passes_keras_layer_harness(harness):
+    harness.run_layer_test(CustomDense, init_kwargs=PROJECTION_KWARGS, input_shape=(2, 8),
+                           expected_output_shape=(2, 16), expected_num_trainable_weights=2,
+                           expected_num_non_trainable_weights=0, expected_num_losses=1)
+
+
+def test_constrained_custom_dense_passes_keras_layer_harness(harness):
+    harness.run_layer_test(CustomDense, init_kwargs=RECONSTRUCTION_KWARGS, input_shape=(2, 16),
+                           expected_output_shape=(2, 8), expected_num_trainable_weights=2,
+                           expected_num_losses=0)
+
+
+def test_residual_block_passes_keras_layer_harness(harness):
+    harness.run_layer_test(ResidualBlock, init_kwargs=BLOCK_KWARGS, input_shape=(2, 16),
+                           expected_output_shape=(2, 16), expected_num_trainable_weights=4,
+                           expected_num_losses=2)
+
+
+def test_gaussian_noise_passes_keras_layer_harness(harness):
+    harness.run_layer_test(GaussianNoise, init_kwargs={"stddev": 0.05, "seed": 1},
+                           input_shape=(2, 16), call_kwargs={"training": True},
+                           expected_output_shape=(2, 16), expected_num_trainable_weights=0,
+                           expected_num_seed_generators=1, expected_num_losses=0)
+
+
+def test_sum_and_product_passes_keras_layer_harness(harness):
+    harness.run_layer_test(SumAndProduct, init_kwargs={}, input_shape=[(2, 3), (2, 3)],
+                           expected_output_shape=((2, 3), (2, 3)),
+                           expected_num_trainable_weights=0, run_training_check=False)
+
+
+def test_custom_dense_matches_hand_computed_values():
+    layer = CustomDense(2, activation="relu")
+    layer.build((None, 3))
+    layer.set_weights([np.array([[1, -1], [2, -2], [3, -3]], np.float32), np.array([1, 1], np.float32)])
+    outputs = layer(np.array([[1.0, 1.0, 1.0]], np.float32))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(outputs), [[7.0, 0.0]])
+
+
+def test_residual_block_adds_its_inputs_to_the_stack_output():
+    block = ResidualBlock(3, num_layers=1, activation=None)
+    inputs = np.array([[1.0, 2.0, 3.0]], np.float32)
+    block.build(inputs.shape)
+    block.hidden[0].set_weights([2 * np.eye(3, dtype=np.float32), np.ones(3, np.float32)])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(block(inputs)), [[4.0, 7.0, 10.0]])
+
+
+def test_residual_block_seed_gives_each_layer_a_different_kernel():
+    block = ResidualBlock(4, kernel_initializer=GlorotNormalGain(seed=5), seed=10)
+    block.build((None, 4))
+    first, second = (keras.ops.convert_to_numpy(layer.kernel) for layer in block.hidden)
+    assert not np.array_equal(first, second)
+
+
+def test_gaussian_noise_is_identity_at_inference_and_noisy_in_training():
+    layer = GaussianNoise(1.0, seed=0)
+    inputs = np.zeros((64, 64), np.float32)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(inputs)), inputs)
+    first = keras.ops.convert_to_numpy(layer(inputs, training=True))
+    second = keras.ops.convert_to_numpy(layer(inputs, training=True))
+    assert not np.array_equal(first, second)  # the seed generator advances
+    np.testing.assert_allclose(first.std(), 1.0, rtol=0.05)
+
+
+def test_gaussian_noise_keeps_its_seed_generator_as_a_plain_attribute():
+    layer = GaussianNoise(0.1, seed=3)
+    assert isinstance(layer.seed_generator, keras.random.SeedGenerator)
+
+
+@pytest.mark.parametrize(
+    "make_layer, inputs",
+    [
+        (lambda: CustomDense(4, **{k: v for k, v in PROJECTION_KWARGS.items() if k != "units"}),
+         np.ones((2, 3), np.float32)),
+        (lambda: ResidualBlock(**BLOCK_KWARGS), np.ones((2, 16), np.float32)),
+        (lambda: GaussianNoise(0.1, seed=0), np.ones((2, 3), np.float32)),
+    ],
+    ids=["custom_dense", "residual_block", "gaussian_noise"],
+)
+def test_layers_under_global_mixed_bfloat16_keep_float32_variables(mixed_bfloat16, make_layer,
+                                                                   inputs):
+    layer = make_layer()
+    outputs = layer(inputs, training=True)
+    assert keras.backend.standardize_dtype(outputs.dtype) == "bfloat16"
+    assert all(v.dtype == "float32" for v in layer.weights)
+
+
+def test_residual_block_passes_its_dtype_policy_to_its_layers():
+    block = ResidualBlock(4, dtype="mixed_bfloat16")
+    outputs = block(np.ones((2, 4), np.float32))
+    assert keras.backend.standardize_dtype(outputs.dtype) == "bfloat16"
+    assert [layer.dtype_policy.name for layer in block.hidden] == ["mixed_bfloat16"] * 2
+    assert all(v.dtype == "float32" for v in block.weights)
+
+
+def test_sum_and_product_matches_hand_computed_values():
+    total, product = SumAndProduct()([np.array([[2.0, -1.0]]), np.array([[3.0, 4.0]])])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(total), [[5.0, 3.0]])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(product), [[6.0, -4.0]])
+
+
+@pytest.mark.parametrize(
+    "make_layer, message",
+    [
+        (lambda: CustomDense(0), "Received: units=0"),
+        (lambda: ResidualBlock(4, num_layers=0), "Received: num_layers=0"),
+        (lambda: GaussianNoise(-0.1), "Received: stddev=-0.1"),
+        (lambda: ResidualBlock(4).build((None, 3)), "units=4"),
+        (lambda: SumAndProduct().build([(None, 2), (None, 3)]), "same shape"),
+    ],
+    ids=["dense_units", "block_layers", "noise_stddev", "block_width", "pair_shapes"],
+)
+def test_layers_reject_invalid_arguments(make_layer, message):
+    with pytest.raises(ValueError, match=message):
+        make_layer()

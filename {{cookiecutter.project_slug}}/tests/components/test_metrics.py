@@ -1,0 +1,50 @@
+import keras
+import numpy as np
+import pytest
+
+from {{ cookiecutter.package_name }}.components.metrics import StreamingMAE
+
+
+def test_streaming_mae_is_exact_over_uneven_batches():
+    metric = StreamingMAE()
+    metric.update_state([[1.0], [2.0], [3.0]], [[2.0], [2.0], [2.0]])  # errors 1, 0, 1
+    metric.update_state([[0.0]], [[6.0]])  # error 6
+    assert float(metric.result()) == pytest.approx((1 + 0 + 1 + 6) / 4)  # 2.0
+    assert float(metric.result()) != pytest.approx((2 / 3 + 6) / 2)  # not the mean of means
+
+
+def test_streaming_mae_averages_over_the_last_axis_per_sample():
+    metric = StreamingMAE()
+    metric.update_state([[0.0, 0.0], [0.0, 0.0]], [[1.0, 3.0], [0.0, 0.0]])
+    assert float(metric.result()) == pytest.approx(1.0)
+
+
+def test_streaming_mae_applies_sample_weights():
+    metric = StreamingMAE()
+    metric.update_state([[0.0], [0.0]], [[1.0], [4.0]], sample_weight=[3.0, 1.0])
+    assert float(metric.result()) == pytest.approx((3 * 1 + 1 * 4) / 4)
+
+
+def test_streaming_mae_reset_state_clears_the_running_totals():
+    metric = StreamingMAE()
+    metric.update_state([[0.0]], [[5.0]])
+    metric.reset_state()
+    assert float(metric.result()) == 0.0
+    metric.update_state([[0.0]], [[1.0]])
+    assert float(metric.result()) == 1.0
+
+
+def test_streaming_mae_keeps_state_in_two_float32_variables():
+    metric = StreamingMAE()
+    assert metric.name == "mae"
+    assert [v.name for v in metric.variables] == ["total", "count"]
+    metric.update_state([[0.0]], keras.ops.cast([[2.0]], "bfloat16"))
+    assert keras.backend.standardize_dtype(metric.result().dtype) == "float32"
+
+
+def test_streaming_mae_round_trips_through_keras_serialization():
+    revived = keras.metrics.get(keras.metrics.serialize(StreamingMAE(name="val_mae")))
+    assert isinstance(revived, StreamingMAE)
+    assert revived.get_config() == {"name": "val_mae", "dtype": "float32"}
+    assert StreamingMAE.from_config(revived.get_config()).name == "val_mae"
+    np.testing.assert_array_equal(revived.result(), 0.0)
