@@ -98,7 +98,7 @@ def unreadable_reason(path: str) -> str | None:
             if isinstance(value, np.ndarray) and value.dtype.kind == "f" and \
                     not np.isfinite(value).all():
                 return f"non-finite values in {name}"
-    except (tf.errors.OpError, ValueError, OSError) as error:
+    except Exception as error:  # the reader raises OpError, IndexError, ValueError...
         return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
     return None
 

@@ -62,10 +62,14 @@ def write_json(path: str, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def _lookup(config: dict, dotted: str):
-    for part in dotted.split("."):
-        config = config.get(part, {}) if isinstance(config, dict) else None
-    return config
+def _leaves(config, prefix: str = "") -> dict:
+    """{"model": {"hidden_units": 64}} -> {"model.hidden_units": 64}."""
+    if not isinstance(config, dict):
+        return {prefix: config}
+    leaves = {}
+    for key, value in config.items():
+        leaves.update(_leaves(value, f"{prefix}.{key}" if prefix else key))
+    return leaves
 
 
 def check_same_identity(run_dir: str, cfg: Config) -> None:
@@ -74,13 +78,13 @@ def check_same_identity(run_dir: str, cfg: Config) -> None:
     if not os.path.exists(path):
         return
     with open(path, encoding="utf-8") as file:
-        saved = json.load(file)["config"]
-    current = to_dict(cfg)
-    for key in IDENTITY_KEYS:
-        before, now = _lookup(saved, key), _lookup(current, key)
-        if before != now:
+        saved = _leaves(json.load(file)["config"])
+    current = _leaves(to_dict(cfg))
+    for key in sorted(current):
+        if key.startswith(IDENTITY_KEYS) and saved.get(key) != current[key]:
             raise RunError(f"run_dir={run_dir} holds checkpoints of a different config: {key} was "
-                           f"{before}, now {now}; use a new run_dir or the old value")
+                           f"{saved.get(key)}, now {current[key]}; use a new run_dir or the old "
+                           "value")
 
 
 def run_metadata(cfg: Config, cluster: Cluster) -> dict:
@@ -147,6 +151,7 @@ def train_and_evaluate(cfg: Config) -> dict:
                               cluster.is_chief)
     restored = keeper.restore_latest(cfg.checkpoint.allow_fresh_start)
     step = restored or 0
+    trainer.apply_configured_learning_rates()
     if restored is not None:
         print(f"resumed from {checkpoint_dir}/ckpt-{step}; next step {step + 1}", file=sys.stderr)
     if cluster.is_chief:

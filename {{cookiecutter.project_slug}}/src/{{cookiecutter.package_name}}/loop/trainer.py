@@ -120,6 +120,13 @@ class Trainer:
         self.group_names = list(groups)
         return [(self._make_optimizer(rates[name]), list(vs)) for name, vs in groups.items()]
 
+    def apply_configured_learning_rates(self) -> None:
+        """Sets each optimizer's rate from the config (a checkpoint restores the old one)."""
+        rates = {"all": self.cfg.optimizer.learning_rate, "body": self.cfg.optimizer.learning_rate,
+                 "head": self.cfg.optimizer.head_learning_rate}
+        for name, optimizer in zip(self.group_names, self.optimizers):
+            optimizer.learning_rate = rates[name]
+
     @property
     def optimizers(self):
         return [optimizer for optimizer, _ in self.groups]
@@ -157,15 +164,14 @@ class Trainer:
         self.train_metrics["loss"].update_state(per_example + model_loss)
         self.train_metrics["mae"].update_state(targets, predictions)
         self.train_metrics["grad_norm"].update_state(grad_norm)
-        return tf.math.is_finite(loss)
+        return tf.cast(tf.math.is_finite(loss), tf.int32)
 
     def _train_steps(self, iterator, num_steps):
         """Runs `num_steps` steps; returns the index of the first non-finite loss, or -1."""
         first_bad = tf.constant(-1, tf.int32)
         for index in tf.range(num_steps):
             finite = self.strategy.run(self._replica_step, args=(next(iterator),))
-            num_finite = self.strategy.reduce(
-                tf.distribute.ReduceOp.SUM, tf.cast(finite, tf.int32), axis=None)
+            num_finite = self.strategy.reduce(tf.distribute.ReduceOp.SUM, finite, axis=None)
             if num_finite < self.num_replicas:
                 first_bad = index
                 break
@@ -196,7 +202,7 @@ class Trainer:
         logs = {metric.name: float(metric.result()) for metric in metrics}
         for metric in metrics:
             metric.reset_state()
-        logs["learning_rate"] = float(self.optimizers[0].learning_rate)
+        logs["learning_rate"] = float(tf.convert_to_tensor(self.optimizers[0].learning_rate))
         return logs
 
     def weights_finite(self) -> bool:

@@ -1,0 +1,41 @@
+"""Shared fixtures: the real default config, shrunk to run in seconds inside `tmp_path`."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from {{ cookiecutter.package_name }}.config import load_config  # noqa: E402
+
+# Two logical CPU devices for the whole session, set before any op runs: the MirroredStrategy
+# tests run 2 replicas on them; everything else runs on /cpu:0 as usual.
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+SMALL = [
+    "train.steps=40", "train.batch_size=32", "train.steps_per_execution=5",
+    "train.log_every_steps=10", "eval.every_steps=20", "checkpoint.every_steps=20",
+    "data.train_size=512", "data.test_size=96", "model.hidden_units=16",
+]
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    """`make_config("train.steps=20", ...)`: the shrunk default config plus overrides."""
+
+    def make(*overrides, run_dir=None):
+        run_dir = run_dir or tmp_path / "run"
+        return load_config([f"run_dir={run_dir}", *SMALL, *overrides])
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def fresh_keras_state():
+    """Each test starts from the float32 policy and Keras' default names."""
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+    keras.backend.clear_session()

@@ -1,0 +1,71 @@
+"""What a run guarantees about its checkpoints when things go wrong."""
+
+import logging
+import os
+
+import pytest
+import tensorflow as tf
+
+from {{ cookiecutter.package_name }}.errors import Diverged, RunError
+from {{ cookiecutter.package_name }}.loop.checkpoints import unreadable_reason
+from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
+
+
+def ckpt(tmp_path, step):
+    return str(tmp_path / "run" / "checkpoints" / f"ckpt-{step}")
+
+
+def truncate(path):
+    with open(path, "r+b") as file:
+        file.truncate(os.path.getsize(path) // 2)
+
+
+def test_truncated_newest_checkpoint_is_named_and_the_previous_one_used(
+        make_config, tmp_path, caplog):
+    train_and_evaluate(make_config())
+    truncate(ckpt(tmp_path, 40) + ".data-00000-of-00001")
+    with caplog.at_level(logging.WARNING):
+        result = train_and_evaluate(make_config("train.steps=60"))
+    assert "ckpt-40 is damaged" in caplog.text
+    assert result["step"] == 60
+
+
+def test_garbage_index_and_missing_shard_are_detected(make_config, tmp_path):
+    train_and_evaluate(make_config())
+    with open(ckpt(tmp_path, 40) + ".index", "wb") as file:
+        file.write(b"not an index")
+    os.remove(ckpt(tmp_path, 20) + ".data-00000-of-00001")
+    assert unreadable_reason(ckpt(tmp_path, 40))
+    assert unreadable_reason(ckpt(tmp_path, 20))
+
+
+def test_no_readable_checkpoint_stops_instead_of_starting_over(make_config, tmp_path):
+    train_and_evaluate(make_config())
+    for step in (20, 40):
+        truncate(ckpt(tmp_path, step) + ".data-00000-of-00001")
+    with pytest.raises(RunError, match="no readable checkpoint"):
+        train_and_evaluate(make_config("train.steps=60"))
+    result = train_and_evaluate(make_config("train.steps=60", "checkpoint.allow_fresh_start=true"))
+    assert result["step"] == 60
+
+
+def test_run_dir_of_another_model_is_refused_naming_the_difference(make_config):
+    train_and_evaluate(make_config("train.steps=20"))
+    with pytest.raises(RunError, match="model.hidden_units was 16, now 8"):
+        train_and_evaluate(make_config("model.hidden_units=8"))
+
+
+def test_exploding_learning_rate_stops_and_writes_no_non_finite_checkpoint(make_config, tmp_path):
+    train_and_evaluate(make_config("train.steps=20"))
+    with pytest.raises(Diverged, match=r"step 2\d.*not finite.*ckpt-20"):
+        train_and_evaluate(make_config("optimizer.learning_rate=1e30", "checkpoint.every_steps=5"))
+    state = tf.train.get_checkpoint_state(str(tmp_path / "run" / "checkpoints"))
+    assert state.model_checkpoint_path.endswith("ckpt-20")
+    assert unreadable_reason(state.model_checkpoint_path) is None  # whole and finite
+
+
+def test_unwritable_run_dir_is_one_clear_error(make_config, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a directory")
+    with pytest.raises(RunError, match="not writable"):
+        train_and_evaluate(make_config(run_dir=blocker / "run"))

@@ -1,0 +1,78 @@
+"""The outer loop: it trains, logs, evaluates, checkpoints at its cadences, and resumes."""
+
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from {{ cookiecutter.package_name }}.loop.controller import next_boundary, train_and_evaluate
+from {{ cookiecutter.package_name }}.loop.logs import read_metrics
+
+
+def checkpoint_steps(run_dir):
+    state = tf.train.get_checkpoint_state(str(run_dir / "checkpoints"))
+    return sorted(int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths)
+
+
+def weights_at(run_dir, step):
+    reader = tf.train.load_checkpoint(str(run_dir / "checkpoints" / f"ckpt-{step}"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name != "_CHECKPOINTABLE_OBJECT_GRAPH" and "save_counter" not in name}
+
+
+def test_training_lowers_the_loss_and_writes_every_artifact(make_config):
+    cfg = make_config("train.steps=60")
+    result = train_and_evaluate(cfg)
+    run_dir = cfg.run_dir
+    records = read_metrics(run_dir)
+    assert [r["step"] for r in records] == [10, 20, 30, 40, 50, 60]
+    for key in ("loss", "mae", "learning_rate", "steps_per_sec", "reconstruction_loss"):
+        assert key in records[0]
+    assert records[-1]["loss"] < 0.8 * records[0]["loss"]
+    assert [r["step"] for r in records if "eval_loss" in r] == [20, 40, 60]
+    assert result["step"] == 60
+    run_json = json.loads(open(f"{run_dir}/run.json").read())
+    assert run_json["config"]["train"]["steps"] == 60
+    assert {"tensorflow", "keras", "python"} <= set(run_json["versions"])
+    assert tf.io.gfile.glob(f"{run_dir}/tensorboard/train/events.out.tfevents.*")
+
+
+def test_train_step_traces_once_with_evaluation_interleaved(make_config):
+    result = train_and_evaluate(make_config("train.steps=45", "train.steps_per_execution=7"))
+    assert result["tracing_count"] == 1
+
+
+def test_checkpoints_follow_the_cadence_and_keep_the_newest(make_config, tmp_path):
+    train_and_evaluate(make_config("train.steps=100", "checkpoint.max_to_keep=3"))
+    assert checkpoint_steps(tmp_path / "run") == [60, 80, 100]
+
+
+def test_chunks_end_exactly_on_every_cadence_boundary(make_config):
+    cfg = make_config("train.steps_per_execution=7", "train.log_every_steps=10")
+    boundaries, step = [], 0
+    while step < cfg.train.steps:
+        step = next_boundary(step, cfg)
+        boundaries.append(step)
+    assert {10, 20, 30, 40} <= set(boundaries)
+    assert max(b - a for a, b in zip([0, *boundaries], boundaries)) <= 7
+
+
+def test_same_command_resumes_from_the_latest_checkpoint(make_config, tmp_path, capsys):
+    train_and_evaluate(make_config("train.steps=20"))
+    capsys.readouterr()
+    result = train_and_evaluate(make_config("train.steps=40"))
+    assert "ckpt-20; next step 21" in capsys.readouterr().err
+    assert result["step"] == 40
+    assert [r["step"] for r in read_metrics(str(tmp_path / "run"))] == [10, 20, 30, 40]
+
+
+def test_deterministic_resume_is_bitwise_equal_to_one_run(make_config, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train_and_evaluate(make_config("deterministic=true", run_dir=straight))
+    train_and_evaluate(make_config("deterministic=true", "train.steps=20", run_dir=resumed))
+    train_and_evaluate(make_config("deterministic=true", run_dir=resumed))
+    a, b = weights_at(straight, 40), weights_at(resumed, 40)
+    assert a.keys() == b.keys()
+    assert any("seeds" in name for name in a), "noise seed states must be checkpointed"
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)

@@ -1,0 +1,46 @@
+"""One loop for every strategy: replicas agree with one device; bad setups fail in one line."""
+
+import numpy as np
+import pytest
+
+from {{ cookiecutter.package_name }}.errors import RunError
+from {{ cookiecutter.package_name }}.loop.cluster import make_cluster
+from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
+
+from .test_controller import weights_at
+
+NO_NOISE = ("model.noise_stddev=0", "train.steps=20", "checkpoint.every_steps=20")
+
+
+def test_two_replicas_match_one_device_after_several_steps(make_config, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    train_and_evaluate(make_config(*NO_NOISE, run_dir=one))
+    result = train_and_evaluate(make_config(*NO_NOISE, "distribute=mirrored",
+                                            "distribute.cpu_devices=2", run_dir=two))
+    a, b = weights_at(one, 20), weights_at(two, 20)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    assert result["step"] == 20
+
+
+def test_mirrored_run_records_its_replicas(make_config, tmp_path):
+    import json
+
+    cfg = make_config("train.steps=10", "distribute=mirrored", "distribute.cpu_devices=2")
+    train_and_evaluate(cfg)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (run["strategy"], run["num_replicas"], run["num_workers"]) == ("mirrored", 2, 1)
+    assert run["per_replica_batch_size"] == 16
+
+
+def test_global_batch_not_divisible_by_replicas_is_refused(make_config):
+    cfg = make_config("train.batch_size=33", "distribute=mirrored", "distribute.cpu_devices=2")
+    with pytest.raises(RunError, match="train.batch_size=33: not divisible by the 2 replicas"):
+        train_and_evaluate(cfg)
+
+
+def test_tpu_on_a_machine_without_one_fails_in_one_line(make_config):
+    with pytest.raises(RunError, match="distribute=tpu: no TPU found") as error:
+        make_cluster(make_config("distribute=tpu").distribute)
+    assert "\n" not in str(error.value)

@@ -1,0 +1,46 @@
+"""Mixed precision: float32 variables, float32 losses, loss scaling only for float16."""
+
+import json
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from {{ cookiecutter.package_name }}.loop.cluster import make_cluster
+from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
+from {{ cookiecutter.package_name }}.loop.trainer import Trainer
+
+
+def trainer_for(make_config, policy):
+    cfg = make_config(f"precision={policy}")
+    x = np.random.default_rng(0).standard_normal((64, 8)).astype("float32")
+    return Trainer(cfg, make_cluster(cfg.distribute), x), x
+
+
+def test_bfloat16_computes_low_and_keeps_float32_variables_and_losses(make_config):
+    trainer, x = trainer_for(make_config, "mixed_bfloat16")
+    assert all(v.dtype == "float32" for v in trainer.model.trainable_variables)
+    assert trainer.model.layers[0].compute_dtype == "bfloat16"
+    assert trainer.model(x).dtype == tf.float32  # the head outputs float32
+    assert not isinstance(trainer.optimizers[0], keras.optimizers.LossScaleOptimizer)
+    assert trainer.train_metrics["loss"].dtype == "float32"
+
+
+def test_float16_skips_a_step_with_non_finite_gradients(make_config):
+    trainer, x = trainer_for(make_config, "mixed_float16")
+    optimizer = trainer.optimizers[0]
+    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    before = [v.numpy().copy() for v in trainer.variables]
+    scale = float(optimizer.dynamic_scale)
+    gradients = [tf.fill(v.shape, np.inf) for v in trainer.variables]
+    optimizer.apply_gradients(zip(gradients, trainer.variables))
+    for old, variable in zip(before, trainer.variables):
+        np.testing.assert_array_equal(old, variable.numpy())
+    assert float(optimizer.dynamic_scale) == scale / 2
+
+
+def test_bfloat16_training_lowers_the_loss(make_config, tmp_path):
+    train_and_evaluate(make_config("precision=mixed_bfloat16", "train.steps=60"))
+    records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    assert records[-1]["loss"] < records[0]["loss"]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["precision"] == "mixed_bfloat16"

@@ -1,0 +1,76 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.cli import run
+from {{ cookiecutter.package_name }}.config import ConfigError, load_config
+
+CONF = Path(__file__).parents[1] / "src" / "{{ cookiecutter.package_name }}" / "conf"
+
+
+def test_default_config_has_every_documented_key():
+    cfg = load_config([])
+    for value in (cfg.run_dir, cfg.seed, cfg.train.steps, cfg.train.batch_size,
+                  cfg.optimizer.learning_rate, cfg.checkpoint.every_steps, cfg.eval.every_steps,
+                  cfg.distribute.strategy, cfg.precision.policy):
+        assert value is not None
+
+
+def test_overrides_are_typed():
+    cfg = load_config(["train.steps=7", "optimizer.learning_rate=0.5", "deterministic=true"])
+    assert (cfg.train.steps, cfg.optimizer.learning_rate, cfg.deterministic) == (7, 0.5, True)
+
+
+@pytest.mark.parametrize("group", ["distribute", "precision"])
+def test_every_shipped_group_option_loads(group):
+    options = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    assert options
+    for option in options:
+        cfg = load_config([f"{group}={option}"])
+        assert option in (cfg.distribute.strategy, cfg.precision.policy)
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("train.batch_size=-4", "train.batch_size"),
+        ("train.steps=0", "train.steps"),
+        ("optimizer.learning_rate=-1", "optimizer.learning_rate"),
+        ("train.nonexistent=1", "train.nonexistent"),
+        ("train.batch_size=abc", "train.batch_size"),
+        ("optimizer.name=adagrad9", "optimizer.name"),
+        ("distribute=gpu", "distribute/gpu"),
+    ],
+    ids=["negative-batch", "zero-steps", "negative-lr", "unknown-key", "wrong-type",
+         "unknown-optimizer", "unknown-strategy"],
+)
+def test_bad_value_is_refused_with_its_key(override, named):
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_config([override])
+
+
+def test_tpu_with_float16_is_refused_by_the_shared_rule():
+    with pytest.raises(ConfigError, match="TPUs have no float16"):
+        load_config(["distribute=tpu", "precision=mixed_float16"])
+
+
+def test_bad_config_prints_one_line_and_writes_nothing(tmp_path, capsys):
+    run_dir = tmp_path / "never"
+    code = run("train", lambda cfg: pytest.fail("must not run"),
+               [f"run_dir={run_dir}", "train.batch_size=-1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: train.batch_size=-1")
+    assert not run_dir.exists()
+
+
+def test_config_checks_do_not_import_tensorflow():
+    code = ("import sys; from {{ cookiecutter.package_name }}.config import load_config; "
+            "load_config(['train.steps=3']); print('tensorflow' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True).stdout
+    assert out.strip() == "False"
