@@ -28,10 +28,13 @@ def test_stable_softplus_equals_naive_softplus_where_both_are_finite():
 @pytest.mark.parametrize("z", [-30.0, -3.0, -0.5, 0.0, 0.7, 4.0, 30.0])
 def test_custom_gradient_matches_finite_differences(z):
     step = 1e-5
-    numeric = (stable_softplus(tf.constant(z + step, tf.float64))
-               - stable_softplus(tf.constant(z - step, tf.float64))) / (2 * step)
-    np.testing.assert_allclose(float(gradient(stable_softplus, np.float64(z))), float(numeric),
-                               rtol=1e-7, atol=1e-10)
+    numeric = (
+        stable_softplus(tf.constant(z + step, tf.float64))
+        - stable_softplus(tf.constant(z - step, tf.float64))
+    ) / (2 * step)
+    np.testing.assert_allclose(
+        float(gradient(stable_softplus, np.float64(z))), float(numeric), rtol=1e-7, atol=1e-10
+    )
 
 
 def test_custom_gradient_is_finite_at_100_where_the_naive_one_is_nan():

@@ -8,8 +8,19 @@ import pytest
 
 import {{ cookiecutter.package_name }} as package
 
+
+
+def _fail_on_import_error(name):
+    raise ImportError(f"cannot import {name}")  # walk_packages would skip it silently
+
+
+# `__main__` is left out: importing it would run the program.
 MODULE_NAMES = sorted(
-    info.name for info in pkgutil.walk_packages(package.__path__, prefix=package.__name__ + ".")
+    info.name
+    for info in pkgutil.walk_packages(
+        package.__path__, prefix=package.__name__ + ".", onerror=_fail_on_import_error
+    )
+    if not info.name.endswith(".__main__")
 )
 
 

@@ -76,7 +76,8 @@ def test_variable_groups_cover_every_trainable_variable_exactly_once():
     grouped = [id(v) for group in groups.values() for v in group]
     assert sorted(grouped) == sorted(id(v) for v in model.trainable_variables)
     assert len(set(grouped)) == len(grouped)
-    assert [id(v) for v in groups["head"]] == [id(v) for v in model.output_layer.trainable_variables]
+    head = model.output_layer.trainable_variables
+    assert [id(v) for v in groups["head"]] == [id(v) for v in head]
 
 
 def test_variable_groups_need_a_built_model():

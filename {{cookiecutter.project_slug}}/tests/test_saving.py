@@ -37,12 +37,16 @@ def test_saved_model_reloads_in_a_fresh_process_with_identical_outputs(tmp_path)
     np.save(tmp_path / "inputs.npy", x)
 
     source_root = str(Path(package.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([source_root, os.environ.get("PYTHONPATH", "")])}
+    python_path = os.pathsep.join([source_root, os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": python_path}
     code = RELOAD.format(package=package.__name__)
     outputs_path = tmp_path / "outputs.npy"
     completed = subprocess.run(
         [sys.executable, "-c", code, str(path), str(tmp_path / "inputs.npy"), str(outputs_path)],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     np.testing.assert_array_equal(np.load(outputs_path), keras.ops.convert_to_numpy(model(x)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 
 from .config import Config, ConfigError, load_config
@@ -30,6 +31,8 @@ def run(module: str, main: Callable[[Config], object], argv: list[str] | None = 
         return EXIT_USAGE
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    # tf.data warns about its own option plumbing under multi-worker strategies; not actionable.
+    warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options")
     from .loop.controller import Stop  # TensorFlow is imported from here on
 
     try:

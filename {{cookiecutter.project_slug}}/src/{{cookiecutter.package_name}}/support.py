@@ -1,6 +1,6 @@
 """Which strategy / precision combinations are supported: one definition for every check.
 
-The template's `cookiecutter.json` holds the list (`_unsupported_combinations`); its bake-time
+The template's option file holds the list (`_unsupported_combinations`); its bake-time
 hook refuses the same combinations, so a project can never be baked into a state this module would
 refuse at run time.
 
@@ -13,7 +13,7 @@ True
 STRATEGIES = ("none", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
-# Rendered from the template's cookiecutter.json at bake time. The template option
+# Rendered from the template option file at bake time. The template option
 # `mixed_precision=none` is the run-time policy `float32`.
 UNSUPPORTED_COMBINATIONS = (
 {%- for rule in cookiecutter._unsupported_combinations %}

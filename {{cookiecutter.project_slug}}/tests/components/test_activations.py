@@ -8,8 +8,9 @@ from {{ cookiecutter.package_name }}.components.activations import ScaledSoftplu
 def test_scaled_softplus_matches_hand_computed_values():
     x = np.array([-1.0, 0.0, 1.0], dtype=np.float32)
     expected = np.log1p(np.exp(2.0 * x)) / 2.0
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(scaled_softplus(x, scale=2.0)),
-                               expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(scaled_softplus(x, scale=2.0)), expected, rtol=1e-6
+    )
 
 
 def test_scaled_softplus_tends_to_relu_as_scale_grows():
@@ -20,8 +21,10 @@ def test_scaled_softplus_tends_to_relu_as_scale_grows():
 
 def test_scaled_softplus_class_equals_function():
     x = np.linspace(-3, 3, 7).astype(np.float32)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(ScaledSoftplus(3.0)(x)),
-                                  keras.ops.convert_to_numpy(scaled_softplus(x, scale=3.0)))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(ScaledSoftplus(3.0)(x)),
+        keras.ops.convert_to_numpy(scaled_softplus(x, scale=3.0)),
+    )
 
 
 def test_scaled_softplus_keeps_low_precision_dtype():

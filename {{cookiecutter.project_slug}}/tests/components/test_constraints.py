@@ -12,10 +12,12 @@ from {{ cookiecutter.package_name }}.components.layers import CustomDense
 
 def test_positive_weights_matches_hand_computed_values():
     weights = np.array([-1.5, 0.0, 2.0], dtype=np.float32)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(positive_weights(weights)),
-                                  [0.0, 0.0, 2.0])
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(PositiveWeights(0.5)(weights)),
-                                  [0.5, 0.5, 2.0])
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(positive_weights(weights)), [0.0, 0.0, 2.0]
+    )
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(PositiveWeights(0.5)(weights)), [0.5, 0.5, 2.0]
+    )
 
 
 def test_optimizer_applies_constraint_after_each_update():
@@ -25,8 +27,8 @@ def test_optimizer_applies_constraint_after_each_update():
     optimizer = keras.optimizers.SGD(learning_rate=1.0)
     with tf.GradientTape() as tape:
         loss = keras.ops.sum(layer(inputs))  # gradient +3 everywhere: SGD pushes kernel to -3
-    optimizer.apply_gradients(zip(tape.gradient(loss, layer.trainable_variables),
-                                  layer.trainable_variables))
+    gradients = tape.gradient(loss, layer.trainable_variables)
+    optimizer.apply_gradients(zip(gradients, layer.trainable_variables, strict=True))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.kernel), np.zeros((4, 2)))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.bias), [-3.0, -3.0])
 

@@ -41,15 +41,18 @@ def test_initializers_round_trip_through_keras_serialization():
     revived = keras.initializers.get(keras.initializers.serialize(initializer))
     assert isinstance(revived, GlorotNormalGain)
     assert revived.get_config() == {"gain": 2.0, "seed": 3}
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(revived((2, 5))),
-                                  keras.ops.convert_to_numpy(initializer((2, 5))))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(revived((2, 5))), keras.ops.convert_to_numpy(initializer((2, 5)))
+    )
     assert GlorotNormalGain.from_config(initializer.get_config()).gain == 2.0
     function = keras.initializers.get(keras.initializers.serialize(glorot_normal_gain))
     assert function is glorot_normal_gain
 
 
-@pytest.mark.parametrize("kwargs, message", [({"gain": -1.0}, "Received: gain=-1.0"),
-                                             ({"seed": 1.5}, "Received: seed=1.5")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"gain": -1.0}, "Received: gain=-1.0"), ({"seed": 1.5}, "Received: seed=1.5")],
+)
 def test_initializer_rejects_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         GlorotNormalGain(**kwargs)

@@ -28,11 +28,17 @@ RECONSTRUCTION_KWARGS = {
 }
 BLOCK_KWARGS = {
     "units": 16,
-    "activation": ScaledSoftplus(scale=2.0),
-    "kernel_initializer": GlorotNormalGain(gain=0.5),
+    "activation": "gelu",
+    "kernel_initializer": GlorotNormalGain(),
     "kernel_regularizer": L1Penalty(1e-5),
     "seed": 100,
 }
+
+# The harness fits a tiny model on a generator (and on a layer without weights): expected noise.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`shuffle=True` was passed:UserWarning"),
+    pytest.mark.filterwarnings("ignore:The model does not have any trainable weights:UserWarning"),
+]
 
 
 @pytest.fixture
@@ -49,40 +55,68 @@ def mixed_bfloat16():
 
 
 def test_custom_dense_passes_keras_layer_harness(harness):
-    harness.run_layer_test(CustomDense, init_kwargs=PROJECTION_KWARGS, input_shape=(2, 8),
-                           expected_output_shape=(2, 16), expected_num_trainable_weights=2,
-                           expected_num_non_trainable_weights=0, expected_num_losses=1)
+    harness.run_layer_test(
+        CustomDense,
+        init_kwargs=PROJECTION_KWARGS,
+        input_shape=(2, 8),
+        expected_output_shape=(2, 16),
+        expected_num_trainable_weights=2,
+        expected_num_non_trainable_weights=0,
+        expected_num_losses=1,
+    )
 
 
 def test_constrained_custom_dense_passes_keras_layer_harness(harness):
-    harness.run_layer_test(CustomDense, init_kwargs=RECONSTRUCTION_KWARGS, input_shape=(2, 16),
-                           expected_output_shape=(2, 8), expected_num_trainable_weights=2,
-                           expected_num_losses=0)
+    harness.run_layer_test(
+        CustomDense,
+        init_kwargs=RECONSTRUCTION_KWARGS,
+        input_shape=(2, 16),
+        expected_output_shape=(2, 8),
+        expected_num_trainable_weights=2,
+        expected_num_losses=0,
+    )
 
 
 def test_residual_block_passes_keras_layer_harness(harness):
-    harness.run_layer_test(ResidualBlock, init_kwargs=BLOCK_KWARGS, input_shape=(2, 16),
-                           expected_output_shape=(2, 16), expected_num_trainable_weights=4,
-                           expected_num_losses=2)
+    harness.run_layer_test(
+        ResidualBlock,
+        init_kwargs=BLOCK_KWARGS,
+        input_shape=(2, 16),
+        expected_output_shape=(2, 16),
+        expected_num_trainable_weights=4,
+        expected_num_losses=2,
+    )
 
 
 def test_gaussian_noise_passes_keras_layer_harness(harness):
-    harness.run_layer_test(GaussianNoise, init_kwargs={"stddev": 0.05, "seed": 1},
-                           input_shape=(2, 16), call_kwargs={"training": True},
-                           expected_output_shape=(2, 16), expected_num_trainable_weights=0,
-                           expected_num_seed_generators=1, expected_num_losses=0)
+    harness.run_layer_test(
+        GaussianNoise,
+        init_kwargs={"stddev": 0.05, "seed": 1},
+        input_shape=(2, 16),
+        call_kwargs={"training": True},
+        expected_output_shape=(2, 16),
+        expected_num_trainable_weights=0,
+        expected_num_seed_generators=1,
+        expected_num_losses=0,
+    )
 
 
 def test_sum_and_product_passes_keras_layer_harness(harness):
-    harness.run_layer_test(SumAndProduct, init_kwargs={}, input_shape=[(2, 3), (2, 3)],
-                           expected_output_shape=((2, 3), (2, 3)),
-                           expected_num_trainable_weights=0, run_training_check=False)
+    harness.run_layer_test(
+        SumAndProduct,
+        init_kwargs={},
+        input_shape=[(2, 3), (2, 3)],
+        expected_output_shape=((2, 3), (2, 3)),
+        expected_num_trainable_weights=0,
+        run_training_check=False,
+    )
 
 
 def test_custom_dense_matches_hand_computed_values():
     layer = CustomDense(2, activation="relu")
     layer.build((None, 3))
-    layer.set_weights([np.array([[1, -1], [2, -2], [3, -3]], np.float32), np.array([1, 1], np.float32)])
+    kernel = np.array([[1, -1], [2, -2], [3, -3]], np.float32)
+    layer.set_weights([kernel, np.array([1, 1], np.float32)])
     outputs = layer(np.array([[1.0, 1.0, 1.0]], np.float32))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(outputs), [[7.0, 0.0]])
 
@@ -120,15 +154,18 @@ def test_gaussian_noise_keeps_its_seed_generator_as_a_plain_attribute():
 @pytest.mark.parametrize(
     "make_layer, inputs",
     [
-        (lambda: CustomDense(4, **{k: v for k, v in PROJECTION_KWARGS.items() if k != "units"}),
-         np.ones((2, 3), np.float32)),
+        (
+            lambda: CustomDense(4, **{k: v for k, v in PROJECTION_KWARGS.items() if k != "units"}),
+            np.ones((2, 3), np.float32),
+        ),
         (lambda: ResidualBlock(**BLOCK_KWARGS), np.ones((2, 16), np.float32)),
         (lambda: GaussianNoise(0.1, seed=0), np.ones((2, 3), np.float32)),
     ],
     ids=["custom_dense", "residual_block", "gaussian_noise"],
 )
-def test_layers_under_global_mixed_bfloat16_keep_float32_variables(mixed_bfloat16, make_layer,
-                                                                   inputs):
+def test_layers_under_global_mixed_bfloat16_keep_float32_variables(
+    mixed_bfloat16, make_layer, inputs
+):
     layer = make_layer()
     outputs = layer(inputs, training=True)
     assert keras.backend.standardize_dtype(outputs.dtype) == "bfloat16"

@@ -200,7 +200,8 @@ def train_and_evaluate(cfg: Config) -> dict:
                     interval_start, interval_steps = time.perf_counter(), 0
     finally:
         run_log.close()
-    result = {"step": step, **last_logs, "tracing_count": trainer.tracing_count}
+    result = {"step": step, **last_logs, "tracing_count": trainer.tracing_count,
+              "weights_sha256": trainer.weights_digest()}
     if cluster.is_chief:
         write_json(os.path.join(run_dir, "final_metrics.json"), result)
     return result

@@ -14,7 +14,10 @@ batch is `train.batch_size / num_replicas`.
 
 from __future__ import annotations
 
+import hashlib
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from ..components.losses import HuberLoss
@@ -208,6 +211,13 @@ class Trainer:
     def weights_finite(self) -> bool:
         return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.weights
                    if "float" in str(v.dtype))
+
+    def weights_digest(self) -> str:
+        """A fingerprint of every model weight: equal digests mean bitwise equal models."""
+        digest = hashlib.sha256()
+        for variable in self.model.weights:
+            digest.update(np.asarray(variable.numpy()).tobytes())
+        return digest.hexdigest()[:16]
 
     @property
     def tracing_count(self) -> int:

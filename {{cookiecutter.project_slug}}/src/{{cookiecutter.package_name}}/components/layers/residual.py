@@ -1,7 +1,7 @@
 """Custom composite layer: a residual block ``inputs + f(inputs)`` of `CustomDense` layers.
 
 >>> block = ResidualBlock(4, num_layers=2)
->>> tuple(block(ops.ones((2, 4))).shape)
+>>> tuple(block(keras.ops.ones((2, 4))).shape)
 (2, 4)
 >>> len(block.trainable_weights)  # two kernels, two biases
 4
@@ -36,7 +36,7 @@ class ResidualBlock(keras.layers.Layer):
     Example:
 
     >>> block = ResidualBlock(3, kernel_initializer="zeros")
-    >>> ops.convert_to_numpy(block(ops.ones((1, 3)))).tolist()  # f(x) = 0
+    >>> keras.ops.convert_to_numpy(block(keras.ops.ones((1, 3)))).tolist()  # f(x) = 0
     [[1.0, 1.0, 1.0]]
     """
 

@@ -1,0 +1,33 @@
+# tf-custom-template: `make demo` bakes and trains the defaults; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum < requirements-dev.txt | cut -d' ' -f1)
+DEMO := build/demo
+DEMO_PROJECT := $(DEMO)/custom-tf-project
+
+.PHONY: demo test test-fast clean
+
+$(STAMP): requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: $(STAMP)  ## bake the defaults into build/, install them, train, print the final metrics
+	rm -rf $(DEMO)
+	$(BIN)/cookiecutter --no-input --output-dir $(DEMO) .
+	$(BIN)/python -m pip install --quiet --no-build-isolation --no-deps -e $(DEMO_PROJECT)
+	cd $(DEMO_PROJECT) && $(BIN)/python -m custom_tf_project.train run_dir=runs/demo
+	@echo "final metrics: $(DEMO_PROJECT)/runs/demo/final_metrics.json"
+	@cat $(DEMO_PROJECT)/runs/demo/final_metrics.json
+	@echo "the run lives in $(DEMO_PROJECT)/runs/demo (tensorboard --logdir $(DEMO_PROJECT)/runs)"
+
+test: $(STAMP)  ## the template's whole suite: bakes, hooks, and every option combination training
+	$(BIN)/python -m pytest tests
+
+test-fast: $(STAMP)  ## bakes and hooks only, no TensorFlow run
+	$(BIN)/python -m pytest tests -m "not slow"
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,87 @@
+"""Baking: the default and awkward answers render a complete, valid project."""
+
+import ast
+import tomllib
+
+import pytest
+
+EXPECTED_FILES = [
+    "pyproject.toml", "README.md", "LICENSE", ".gitignore", "Makefile",
+    "src/custom_tf_project/__init__.py", "src/custom_tf_project/train.py",
+    "src/custom_tf_project/evaluate.py", "src/custom_tf_project/export.py",
+    "src/custom_tf_project/config.py", "src/custom_tf_project/conf/config.yaml",
+    "src/custom_tf_project/loop/trainer.py", "src/custom_tf_project/components/losses.py",
+    "src/custom_tf_project/models/residual_regressor.py", "tests/conftest.py",
+]
+
+
+def rendered_text_files(project):
+    for path in project.rglob("*"):
+        if path.is_file() and path.suffix in {".py", ".toml", ".md", ".yaml", ".cfg", ".txt", ""}:
+            yield path, path.read_text(encoding="utf-8")
+
+
+def test_default_bake_has_the_project_layout(bake):
+    project = bake()
+    assert project.name == "custom-tf-project"
+    for name in EXPECTED_FILES:
+        assert (project / name).is_file(), name
+
+
+def test_no_template_syntax_is_left_unrendered(bake):
+    for path, text in rendered_text_files(bake()):
+        assert "{{" not in text and "{%" not in text, path
+        assert "cookiecutter." not in text, path
+
+
+def test_every_python_file_of_the_bake_parses(bake):
+    for path in bake().rglob("*.py"):
+        ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+AWKWARD_NAMES = {
+    "quotes": "Ada's \"Quoted\" Net",
+    "unicode": "Zoë Ünïcødé Nets für Straße",
+    "hyphens": "--my--hyphen-net--",
+    "backslashes": "back\\slash\\ net \\",
+    "triple-quotes": "x''' \"\"\" net",
+}
+
+
+@pytest.mark.parametrize("name", AWKWARD_NAMES.values(), ids=AWKWARD_NAMES.keys())
+def test_awkward_names_derive_valid_names_and_parse(bake, name):
+    project = bake(project_name=name, author_name=name, description=name)
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["description"] == name
+    assert pyproject["project"]["authors"][0]["name"] == name
+    slug = pyproject["project"]["name"]
+    package = slug.replace("-", "_")
+    assert package.isidentifier() and package.isascii(), package
+    assert (project / "src" / package / "__init__.py").is_file()
+    assert name in (project / "README.md").read_text(encoding="utf-8")
+
+
+def test_slug_and_package_can_be_overridden(bake):
+    project = bake(project_slug="vision-lab", package_name="vlab")
+    assert project.name == "vision-lab"
+    assert (project / "src" / "vlab" / "train.py").is_file()
+
+
+def test_proprietary_license_ships_no_license_file(bake):
+    project = bake(license="Proprietary")
+    assert not (project / "LICENSE").exists()
+    assert "license" not in tomllib.loads((project / "pyproject.toml").read_text())["project"]
+
+
+@pytest.mark.parametrize("license_name", ["MIT", "BSD-3-Clause"])
+def test_open_licenses_carry_the_author(bake, license_name):
+    project = bake(license=license_name, author_name="Grace Hopper")
+    assert "Grace Hopper" in (project / "LICENSE").read_text()
+    assert tomllib.loads((project / "pyproject.toml").read_text())["project"]["license"] == \
+        license_name
+
+
+@pytest.mark.parametrize("strategy", ["none", "mirrored", "multi_worker_mirrored", "tpu"])
+def test_strategy_option_sets_the_default_config(bake, strategy):
+    config = (bake(distribution_strategy=strategy) / "src/custom_tf_project/conf/config.yaml")
+    assert f"distribute: {strategy}" in config.read_text()

@@ -1,0 +1,95 @@
+"""pytest-cookies verifies that the generated projects install, pass their own tests and train.
+
+Every bake is installed into this one environment (`pip install --no-deps -e`: the
+dependencies are already here), so each option combination costs seconds, not a fresh
+TensorFlow install.
+"""
+
+import json
+import sys
+
+import pytest
+import tensorflow as tf
+
+from .conftest import SUPPORTED, combo_id, pip_install, run
+
+pytestmark = pytest.mark.slow
+
+PACKAGE = "custom_tf_project"
+SHORT_RUN = ["train.steps=60", "checkpoint.every_steps=20", "train.log_every_steps=10",
+             "eval.every_steps=30"]
+
+
+@pytest.fixture(scope="module")
+def default_bake(cookies_session):
+    result = cookies_session.bake()
+    assert result.exit_code == 0, result.exception
+    pip_install(result.project_path)
+    return result.project_path
+
+
+def train(project, run_dir, *overrides, check=True):
+    return run([sys.executable, "-m", f"{PACKAGE}.train", f"run_dir={run_dir}", *overrides],
+               cwd=project, check=check)
+
+
+def losses(run_dir):
+    with open(run_dir / "metrics.jsonl", encoding="utf-8") as file:
+        return [json.loads(line)["loss"] for line in file if "loss" in json.loads(line)]
+
+
+def test_default_bake_passes_its_own_test_suite(default_bake):
+    run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=default_bake,
+        timeout=1200)
+
+
+def test_default_bake_trains_and_leaves_a_loadable_checkpoint(default_bake, tmp_path):
+    run_dir = tmp_path / "run"
+    train(default_bake, run_dir, *SHORT_RUN)
+    values = losses(run_dir)
+    assert len(values) == 6 and values[-1] < values[0]
+    reader = tf.train.load_checkpoint(str(run_dir / "checkpoints" / "ckpt-60"))
+    assert reader.get_variable_to_shape_map()
+
+
+def test_default_bake_evaluates_and_exports(default_bake, tmp_path):
+    run_dir = tmp_path / "run"
+    train(default_bake, run_dir, "train.steps=20", "checkpoint.every_steps=20")
+    run([sys.executable, "-m", f"{PACKAGE}.evaluate", f"run_dir={run_dir}"], cwd=default_bake)
+    assert json.loads((run_dir / "eval.json").read_text())["step"] == 20
+    run([sys.executable, "-m", f"{PACKAGE}.export", f"run_dir={run_dir}"], cwd=default_bake)
+    assert (run_dir / "export" / "model.keras").is_file()
+
+
+def test_bad_run_time_value_is_one_line_without_traceback(default_bake, tmp_path):
+    done = train(default_bake, tmp_path / "run", "train.batch_size=-4", check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: train.batch_size=-4: must be a positive integer"
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("combo", SUPPORTED, ids=combo_id)
+def test_every_supported_combination_bakes_installs_and_trains(cookies, tmp_path, combo):
+    strategy, precision = combo
+    result = cookies.bake(extra_context={"distribution_strategy": strategy,
+                                         "mixed_precision": precision})
+    assert result.exit_code == 0, result.exception
+    project = result.project_path
+    pip_install(project)
+    overrides = list(SHORT_RUN)
+    if strategy == "mirrored":
+        overrides.append("distribute.cpu_devices=2")  # two replicas on the CPU
+    if strategy == "tpu":  # no TPU here: the default must refuse in one line, then train on CPU
+        refused = train(project, tmp_path / "tpu", "train.steps=2", check=False)
+        assert refused.returncode == 2
+        assert refused.stderr.strip().splitlines()[-1].startswith("error: distribute=tpu: no TPU")
+        overrides.append("distribute=none")
+    run_dir = tmp_path / "run"
+    train(project, run_dir, *overrides)
+    values = losses(run_dir)
+    assert values[-1] < values[0], values
+    assert (run_dir / "checkpoints" / "ckpt-60.index").is_file()
+    run_json = json.loads((run_dir / "run.json").read_text())
+    assert run_json["precision"] == ("float32" if precision == "none" else precision)
+    if strategy == "mirrored":
+        assert run_json["num_replicas"] == 2

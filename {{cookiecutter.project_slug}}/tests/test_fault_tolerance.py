@@ -1,0 +1,78 @@
+"""Runs killed the way clusters kill them: real processes, real signals (slow)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+PACKAGE = "{{ cookiecutter.package_name }}"
+RUN = ["deterministic=true", "train.steps=1500", "train.log_every_steps=50",
+       "checkpoint.every_steps=100", "eval.every_steps=500", "data.train_size=2048"]
+
+
+def start(run_dir, *overrides):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen([sys.executable, "-m", f"{PACKAGE}.train", f"run_dir={run_dir}",
+                             *RUN, *overrides], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+
+
+def logged_steps(run_dir):
+    try:
+        with open(run_dir / "metrics.jsonl", encoding="utf-8") as file:
+            return [json.loads(line)["step"] for line in file if line.endswith("\n")]
+    except FileNotFoundError:
+        return []
+
+
+def wait_for_step(process, run_dir, step, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not logged_steps(run_dir) or logged_steps(run_dir)[-1] < step:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "training did not reach the step in time"
+        time.sleep(0.02)
+
+
+def finish(process):
+    out, err = process.communicate(timeout=300)
+    return process.returncode, out, err
+
+
+def final_digest(run_dir):
+    return json.loads((run_dir / "final_metrics.json").read_text())["weights_sha256"]
+
+
+def test_run_killed_twice_resumes_bitwise_equal_to_an_uninterrupted_one(tmp_path):
+    straight = tmp_path / "straight"
+    code, _, err = finish(start(straight))
+    assert code == 0, err
+    killed = tmp_path / "killed"
+    for kill_after in (250, 1050):  # two kills, at different points of the run
+        process = start(killed)
+        wait_for_step(process, killed, kill_after)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    code, _, err = finish(start(killed))
+    assert code == 0, err
+    assert "next step" in err  # it resumed
+    assert final_digest(killed) == final_digest(straight)
+
+
+def test_sigterm_saves_the_current_step_and_the_restart_continues_there(tmp_path):
+    run_dir = tmp_path / "run"
+    process = start(run_dir)
+    wait_for_step(process, run_dir, 150)
+    process.send_signal(signal.SIGTERM)
+    code, _, err = finish(process)
+    assert code == 143, err
+    step = int(err.split("stopped by signal at step ")[1].split(";")[0])
+    assert (run_dir / "checkpoints" / f"ckpt-{step}.index").is_file()
+    code, _, err = finish(start(run_dir, f"train.steps={step + 10}"))
+    assert code == 0, err
+    assert f"ckpt-{step}; next step {step + 1}" in err
