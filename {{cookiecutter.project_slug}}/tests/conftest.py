@@ -38,4 +38,4 @@ def fresh_keras_state():
     """Each test starts from the float32 policy and Keras' default names."""
     yield
     keras.mixed_precision.set_global_policy("float32")
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)

@@ -9,7 +9,6 @@ import pytest
 import {{ cookiecutter.package_name }} as package
 
 
-
 def _fail_on_import_error(name):
     raise ImportError(f"cannot import {name}")  # walk_packages would skip it silently
 

@@ -123,6 +123,7 @@ def test_model_config_round_trip():
         ({"hidden_units": 0}, "Received: hidden_units=0"),
         ({"num_blocks": -1}, "Received: num_blocks=-1"),
         ({"reconstruction_weight": -1.0}, "Received: reconstruction_weight=-1.0"),
+        ({"l1": -1e-5}, "Received: l1=-1e-05"),
     ],
 )
 def test_model_rejects_invalid_arguments(kwargs, message):

@@ -75,11 +75,9 @@ class ResidualRegressor(keras.Model):
             raise ValueError(
                 f"`num_blocks` must be a non-negative integer. Received: num_blocks={num_blocks}"
             )
-        if not reconstruction_weight >= 0:
-            raise ValueError(
-                "`reconstruction_weight` must be non-negative. "
-                f"Received: reconstruction_weight={reconstruction_weight}"
-            )
+        for name, value in [("reconstruction_weight", reconstruction_weight), ("l1", l1)]:
+            if not value >= 0:
+                raise ValueError(f"`{name}` must be non-negative. Received: {name}={value}")
         self.hidden_units = hidden_units
         self.num_blocks = num_blocks
         self.output_units = output_units

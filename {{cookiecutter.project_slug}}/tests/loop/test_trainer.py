@@ -1,0 +1,53 @@
+"""The inner loop's custom features: gradient changes, two optimizers, extra logged values."""
+
+import numpy as np
+import tensorflow as tf
+
+from {{ cookiecutter.package_name }}.data import load_arrays, train_dataset
+from {{ cookiecutter.package_name }}.loop.cluster import make_cluster
+from {{ cookiecutter.package_name }}.loop.trainer import Trainer
+
+
+def trainer_and_batches(cfg):
+    data = load_arrays(cfg.data.input_dim, cfg.data.train_size, cfg.data.test_size,
+                       cfg.data.label_noise, cfg.seed)
+    cluster = make_cluster(cfg.distribute)
+    trainer = Trainer(cfg, cluster, data.x_train)
+    dataset = train_dataset(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed)
+    return trainer, iter(cluster.strategy.experimental_distribute_dataset(dataset))
+
+
+def snapshot(variables):
+    return [v.numpy().copy() for v in variables]
+
+
+def test_two_optimizers_move_body_and_head_at_their_own_rates(make_config):
+    cfg = make_config("optimizer.name=sgd", "optimizer.learning_rate=0.05",
+                      "optimizer.head_learning_rate=1e-12")
+    trainer, batches = trainer_and_batches(cfg)
+    groups = trainer.model.variable_groups()
+    body, head = snapshot(groups["body"]), snapshot(groups["head"])
+    trainer.train_steps(batches, tf.constant(3))
+    assert [name for name in trainer.group_names] == ["body", "head"]
+    assert max(np.abs(a - v.numpy()).max() for a, v in zip(body, groups["body"])) > 1e-4
+    assert max(np.abs(a - v.numpy()).max() for a, v in zip(head, groups["head"])) < 1e-9
+
+
+def test_clip_norm_bounds_the_size_of_an_update(make_config):
+    cfg = make_config("optimizer.name=sgd", "optimizer.learning_rate=1.0",
+                      "train.clip_norm=0.001", "model.l1=0")
+    trainer, batches = trainer_and_batches(cfg)
+    trainer.train_steps(batches, tf.constant(1))  # the first update also applies the constraint
+    before = snapshot(trainer.variables)
+    trainer.train_steps(batches, tf.constant(1))
+    change = np.sqrt(sum(((a - v.numpy()) ** 2).sum() for a, v in zip(before, trainer.variables)))
+    assert 0 < change <= 0.001 + 1e-6
+
+
+def test_logs_hold_the_loss_the_custom_metric_and_the_extra_quantities(make_config):
+    trainer, batches = trainer_and_batches(make_config())
+    trainer.train_steps(batches, tf.constant(4))
+    logs = trainer.collect_train_logs()
+    assert {"loss", "mae", "grad_norm", "reconstruction_loss", "learning_rate"} <= set(logs)
+    assert logs["grad_norm"] > 0 and logs["learning_rate"] == np.float32(0.002)
+    assert trainer.collect_train_logs()["mae"] == 0.0  # reset after each collection
