@@ -1,9 +1,16 @@
-"""Export a run's newest checkpoint as `run_dir/export/model.keras` (with its run.json).
+"""Export a run's newest checkpoint for reuse and for serving.
 
     python -m {{ cookiecutter.package_name }}.export run_dir=runs/a
 
-The `.keras` file reloads anywhere the package is installed (its custom objects are registered):
-`keras.models.load_model("runs/a/export/model.keras")`.
+writes `run_dir/export/`:
+
+* `model.keras`: reloads wherever the package is installed (its custom objects are registered):
+  `keras.models.load_model("runs/a/export/model.keras")`.
+* `saved_model/`: a TensorFlow SavedModel with a `serving_default` signature (Keras 3's
+  `model.export`), for TF Serving, TFLite converters, or `tf.saved_model.load` in a process
+  that never imports this package. Inspect it with
+  `saved_model_cli show --dir runs/a/export/saved_model --all`.
+* `run.json`: the run that produced them.
 """
 
 from __future__ import annotations
@@ -26,8 +33,14 @@ def export(cfg: Config) -> str:
     tmp_path = os.path.join(export_dir, "model.tmp.keras")
     trainer.model.save(tmp_path)  # a failed save never replaces a good export
     os.replace(tmp_path, keras_path)
+    saved_model_dir = os.path.join(export_dir, "saved_model")
+    tmp_dir = os.path.join(export_dir, "saved_model.tmp")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    trainer.model.export(tmp_dir, format="tf_saved_model", verbose=False)
+    shutil.rmtree(saved_model_dir, ignore_errors=True)
+    os.replace(tmp_dir, saved_model_dir)
     shutil.copyfile(os.path.join(cfg.run_dir, "run.json"), os.path.join(export_dir, "run.json"))
-    print(f"exported step {step} to {keras_path}")
+    print(f"exported step {step} to {keras_path} and {saved_model_dir}")
     return export_dir
 
 

@@ -20,8 +20,11 @@ from .config import Config
 def train(cfg: Config) -> dict:
     """Trains and evaluates `cfg`; returns the final metrics (also in run_dir)."""
     from .loop.controller import train_and_evaluate
+    from .plot import plot_curves
 
     result = train_and_evaluate(cfg)
+    if result.get("chief") and result.get("loss") is not None:
+        plot_curves(cfg.run_dir)
     print(json.dumps({key: round(v, 6) if isinstance(v, float) else v
                       for key, v in result.items()}))
     print(f"run directory: {cfg.run_dir}", file=sys.stderr)

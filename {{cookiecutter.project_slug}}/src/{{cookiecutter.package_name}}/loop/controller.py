@@ -201,7 +201,7 @@ def train_and_evaluate(cfg: Config) -> dict:
     finally:
         run_log.close()
     result = {"step": step, **last_logs, "tracing_count": trainer.tracing_count,
-              "weights_sha256": trainer.weights_digest()}
+              "weights_sha256": trainer.weights_digest(), "chief": cluster.is_chief}
     if cluster.is_chief:
         write_json(os.path.join(run_dir, "final_metrics.json"), result)
     return result
