@@ -76,3 +76,22 @@ def test_sigterm_saves_the_current_step_and_the_restart_continues_there(tmp_path
     code, _, err = finish(start(run_dir, f"train.steps={step + 10}"))
     assert code == 0, err
     assert f"ckpt-{step}; next step {step + 1}" in err
+
+
+def test_kills_during_frequent_saves_never_leave_latest_on_a_broken_checkpoint(tmp_path):
+    import tensorflow as tf
+
+    from {{ cookiecutter.package_name }}.loop.checkpoints import unreadable_reason
+
+    run_dir = tmp_path / "run"
+    # a checkpoint every 5 steps: most of the wall time is spent saving, so kills land in saves
+    saving = ["checkpoint.every_steps=5", "train.steps_per_execution=5", "train.steps=100000"]
+    for delay in (0.05, 0.13, 0.21, 0.34):
+        process = start(run_dir, *saving)
+        wait_for_step(process, run_dir, logged_steps(run_dir)[-1] + 50 if logged_steps(run_dir)
+                      else 50)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+        assert latest is not None and unreadable_reason(latest) is None, latest
