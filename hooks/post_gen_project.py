@@ -1,14 +1,23 @@
-"""Removes what the chosen options do not need and prints the next steps."""
+"""Removes what the chosen options do not need, cuts the exercises, prints the next steps."""
 
 import json
 import os
+import re
 import shutil
+from pathlib import Path
 
 ANSWERS = json.loads(r'''{
   "project_slug": {{ cookiecutter.project_slug | tojson }},
   "package_name": {{ cookiecutter.package_name | tojson }},
-  "license": {{ cookiecutter.license | tojson }}
+  "license": {{ cookiecutter.license | tojson }},
+  "starter_kit": {{ cookiecutter.starter_kit | tojson }}
 }''')
+
+# Solution bodies in src/ sit between these two comment lines (the docstring stays outside).
+BEGIN = re.compile(r"^(?P<indent>[ \t]*)# exercise begin: (?P<name>\w+)[ \t]*$")
+END = re.compile(r"^[ \t]*# exercise end[ \t]*$")
+# The exercises kit keeps every import for the student, so some are unused until they write.
+KEEP_IMPORTS = "# ruff: noqa: F401 - the exercises below use these imports\n"
 
 
 def remove(path):
@@ -23,19 +32,74 @@ def remove_unneeded(answers):
         remove("LICENSE")
 
 
+def unfinished_body(indent, name):
+    """The body an exercise starts with; its message is what check.py and the tests look for."""
+    return [
+        f"{indent}raise NotImplementedError(\n",
+        f'{indent}    "Exercise {name}: not written yet (its docstring says what to write; "\n',
+        f"{indent}    \"README: 'Where each concept lives')\"\n",
+        f"{indent})\n",
+    ]
+
+
+def cut_exercises(lines, keep_solutions):
+    """Drops the marker lines; without `keep_solutions`, also replaces what they enclose."""
+    out, name = [], None
+    for number, line in enumerate(lines, start=1):
+        begin, end = BEGIN.match(line), END.match(line)
+        if begin and name is None:
+            name = begin["name"]
+            if not keep_solutions:
+                out.extend(unfinished_body(begin["indent"], name))
+        elif end and name is not None:
+            name = None
+        elif begin or end:
+            raise ValueError(f"line {number}: unbalanced exercise marker: {line.strip()}")
+        elif name is None or keep_solutions:
+            out.append(line)
+    if name is not None:
+        raise ValueError(f"exercise {name}: no '# exercise end'")
+    return out
+
+
+def keep_imports(lines):
+    """Puts KEEP_IMPORTS on the line before the first import."""
+    first = next(i for i, line in enumerate(lines) if line.startswith(("import ", "from ")))
+    return [*lines[:first], KEEP_IMPORTS, *lines[first:]]
+
+
+def write_starter_kit(answers, source_root="src"):
+    exercises = answers["starter_kit"] == "exercises"
+    for path in sorted(Path(source_root).rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        if not any(BEGIN.match(line) for line in lines):
+            continue
+        try:
+            lines = cut_exercises(lines, keep_solutions=not exercises)
+        except ValueError as error:
+            raise SystemExit(f"ERROR: {path}: {error}") from None
+        path.write_text("".join(keep_imports(lines) if exercises else lines), encoding="utf-8")
+    if exercises:
+        os.replace("README.exercises.md", "README.md")
+    remove("README.exercises.md")
+
+
 def next_steps(answers):
     package = answers["package_name"]
-    return "\n".join([
+    steps = [
         f"Baked {answers['project_slug']}. Next steps:",
         f"  cd {answers['project_slug']}",
         "  python -m venv .venv && . .venv/bin/activate && pip install -e '.[dev]'",
         "  pytest -m 'not slow'",
-        f"  python -m {package}.train run_dir=runs/first",
-    ])
+    ]
+    if answers["starter_kit"] == "exercises":
+        return "\n".join([*steps, f"  python -m {package}.check   # the exercises, in order"])
+    return "\n".join([*steps, f"  python -m {package}.train run_dir=runs/first"])
 
 
 def main():
     remove_unneeded(ANSWERS)
+    write_starter_kit(ANSWERS)
     print(next_steps(ANSWERS))
     return 0
 

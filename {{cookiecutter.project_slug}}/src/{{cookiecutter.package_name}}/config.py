@@ -189,9 +189,17 @@ def _one_line(error: Exception) -> str:
     """Hydra and OmegaConf errors carry the useful part in their cause; keep the first lines."""
     parts = []
     while error is not None and len(parts) < 2:
-        text = str(error).strip().splitlines()
-        if text and text[0] not in parts:
-            parts.append(text[0])
+        lines = str(error).strip().splitlines()
+        if lines and lines[0] not in parts:
+            parts.append(lines[0])
+        listed = [i for i, line in enumerate(lines) if line.startswith("Available options")]
+        if listed:  # an unknown group option: name the real ones
+            options = []
+            for line in lines[listed[0] + 1:]:
+                if not line.startswith("\t"):
+                    break
+                options.append(line.strip())
+            parts.append("choose one of " + ", ".join(options))
         error = error.__cause__
     return ": ".join(parts) or type(error).__name__
 

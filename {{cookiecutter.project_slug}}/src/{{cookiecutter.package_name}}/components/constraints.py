@@ -24,12 +24,17 @@ def positive_weights(weights):
     Returns:
         A tensor like `weights` with every negative entry set to 0.
 
+    Exercise `constraint` (a custom constraint; `PositiveWeights.__call__` too): return the
+    weights with every negative entry replaced by 0 (`ops.where` or `ops.maximum`).
+
     Example:
 
     >>> ops.convert_to_numpy(positive_weights(ops.convert_to_tensor([-3.0]))).tolist()
     [0.0]
     """
+    # exercise begin: constraint
     return ops.where(weights < 0, ops.zeros_like(weights), weights)
+    # exercise end
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -38,6 +43,9 @@ class PositiveWeights(keras.constraints.Constraint):
 
     Args:
         min_value: Non-negative float floor; 0 gives `positive_weights`.
+
+    Exercise `constraint`, second part: `__call__` returns the weights clipped from below at
+    `min_value`, cast to the weights' dtype. The optimizer calls it after every update.
 
     Example:
 
@@ -51,7 +59,9 @@ class PositiveWeights(keras.constraints.Constraint):
         self.min_value = float(min_value)
 
     def __call__(self, weights):
+        # exercise begin: constraint
         return ops.maximum(weights, ops.cast(self.min_value, weights.dtype))
+        # exercise end
 
     def get_config(self):
         return {"min_value": self.min_value}

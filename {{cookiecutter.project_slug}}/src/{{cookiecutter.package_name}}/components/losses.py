@@ -27,11 +27,17 @@ def huber(y_true, y_pred, threshold=1.0):
     Returns:
         Per-sample losses, shape `(batch, ...)`.
 
+    Exercise `loss` (a custom loss function; `HuberLoss.call` calls it): convert `y_pred` to a
+    tensor and cast `y_true` to its dtype; with ``e = y_true - y_pred`` take ``0.5 * e**2`` where
+    ``|e| < threshold`` and ``threshold * |e| - 0.5 * threshold**2`` elsewhere (`ops.where`),
+    then the mean over the last axis.
+
     Example:
 
     >>> ops.convert_to_numpy(huber([[1.0], [1.0]], [[1.5], [4.0]], threshold=2.0)).tolist()
     [0.125, 4.0]
     """
+    # exercise begin: loss
     y_pred = ops.convert_to_tensor(y_pred)
     y_true = ops.cast(y_true, y_pred.dtype)
     error = y_true - y_pred
@@ -39,6 +45,7 @@ def huber(y_true, y_pred, threshold=1.0):
     squared = 0.5 * ops.square(error)
     linear = threshold * abs_error - 0.5 * threshold**2
     return ops.mean(ops.where(abs_error < threshold, squared, linear), axis=-1)
+    # exercise end
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -32,6 +32,12 @@ class StreamingMAE(keras.metrics.Metric):
     Returns:
         `result()`: a scalar, the (weighted) mean of per-sample MAE.
 
+    Exercise `metric` (a streaming metric: `update_state` and `result`): `update_state` casts
+    both inputs to `self.dtype`, takes each sample's MAE (mean over the last axis), weights it
+    (weights of 1 without `sample_weight`) and adds the weighted sum to `self.total` and the
+    sum of weights to `self.count` (`assign_add`); `result` returns ``total / count``, or 0
+    before any update (`ops.divide_no_nan`).
+
     Example:
 
     >>> metric = StreamingMAE()
@@ -46,6 +52,7 @@ class StreamingMAE(keras.metrics.Metric):
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        # exercise begin: metric
         y_pred = ops.cast(y_pred, self.dtype)
         y_true = ops.cast(y_true, self.dtype)
         per_sample = ops.mean(ops.abs(y_true - y_pred), axis=-1)
@@ -55,9 +62,12 @@ class StreamingMAE(keras.metrics.Metric):
             weights = ops.broadcast_to(ops.cast(sample_weight, self.dtype), ops.shape(per_sample))
         self.total.assign_add(ops.sum(per_sample * weights))
         self.count.assign_add(ops.sum(weights))
+        # exercise end
 
     def result(self):
+        # exercise begin: metric
         return ops.divide_no_nan(self.total, self.count)
+        # exercise end
 
     def reset_state(self):
         self.total.assign(0.0)

@@ -23,12 +23,18 @@ def l1_penalty(weights, factor=0.01):
     Returns:
         A scalar tensor `factor * sum(abs(weights))`.
 
+    Exercise `regularizer` (a custom regularizer; `L1Penalty` calls this function): return
+    ``factor * sum(|weights|)`` with `ops.sum` and `ops.abs`. Keras adds the value to
+    `layer.losses` for every kernel that has the regularizer.
+
     Example:
 
     >>> round(float(l1_penalty(ops.ones((2, 3)))), 4)
     0.06
     """
+    # exercise begin: regularizer
     return factor * ops.sum(ops.abs(weights))
+    # exercise end
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -147,6 +147,19 @@ class Trainer:
         return gradients, norm
 
     def _replica_train_step(self, batch):
+        """One replica's step on its `(inputs, targets)`; returns 1 if the loss is finite, else 0.
+
+        Exercise `train_step` (the step of a custom training loop): under a `tf.GradientTape`,
+        run the model with `training=True`; take the per-example losses of `self.loss_fn`
+        (predictions cast to float32), average them over the GLOBAL batch
+        (`tf.nn.compute_average_loss`) and add the model's own losses
+        (`tf.nn.scale_regularization_loss`); under `self.loss_scaled`, scale the loss with the
+        first optimizer's `scale_loss`. Differentiate with respect to `self.variables`, pass the
+        gradients through `self.modify_gradients`, give each optimizer of `self.groups` its
+        slice, update `self.train_metrics` (loss, mae, grad_norm) and return
+        `tf.cast(tf.math.is_finite(loss), tf.int32)`.
+        """
+        # exercise begin: train_step
         inputs, targets = batch
         first = self.optimizers[0]
         with tf.GradientTape() as tape:
@@ -168,6 +181,7 @@ class Trainer:
         self.train_metrics["mae"].update_state(targets, predictions)
         self.train_metrics["grad_norm"].update_state(grad_norm)
         return tf.cast(tf.math.is_finite(loss), tf.int32)
+        # exercise end
 
     def _train_steps(self, iterator, num_steps):
         """Runs `num_steps` steps; returns the index of the first non-finite loss, or -1."""

@@ -48,6 +48,12 @@ class ResidualRegressor(keras.Model):
     Returns:
         Predictions of shape `(batch, output_units)`, always float32.
 
+    Exercise `model` (a subclassed model: `call`): run `input_projection`, `noise` (pass
+    `training` on), every block of `self.blocks` and `output_layer`. Reconstruct the inputs from
+    the last hidden features with `reconstruction_head`; add
+    ``reconstruction_weight * mean((reconstruction - inputs)**2)``, computed in float32, with
+    `self.add_loss`, and update `reconstruction_tracker` with it only when `training`.
+
     Example:
 
     >>> model = ResidualRegressor(hidden_units=4, num_blocks=0, l1=0.0, seed=1)
@@ -142,6 +148,7 @@ class ResidualRegressor(keras.Model):
         self.reconstruction_head.build(hidden_shape)
 
     def call(self, inputs, training=False):
+        # exercise begin: model
         hidden = self.input_projection(inputs)
         hidden = self.noise(hidden, training=training)
         for block in self.blocks:
@@ -155,6 +162,7 @@ class ResidualRegressor(keras.Model):
         if training:
             self.reconstruction_tracker.update_state(reconstruction_loss)
         return outputs
+        # exercise end
 
     def variable_groups(self):
         """Split the trainable variables into `"body"` and `"head"` (the output layer).

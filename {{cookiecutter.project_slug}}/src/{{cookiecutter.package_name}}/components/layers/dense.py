@@ -35,6 +35,12 @@ class CustomDense(keras.layers.Layer):
     Returns:
         Tensor of shape `(batch, ..., units)`.
 
+    Exercise `dense_layer` (a custom layer: `build` and `call`): `build` creates `self.kernel`,
+    shape `(input_dim, units)`, with `self.add_weight(name="kernel", ...)` and the initializer,
+    regularizer and constraint; then `self.bias`, shape `(units,)`, zeros (or `None` without
+    `use_bias`); then `self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: input_dim})`.
+    `call` returns ``activation(inputs @ kernel + bias)`` (`ops.matmul`).
+
     Example:
 
     >>> layer = CustomDense(2, kernel_initializer="ones")
@@ -63,6 +69,7 @@ class CustomDense(keras.layers.Layer):
         self.use_bias = use_bias
 
     def build(self, input_shape):
+        # exercise begin: dense_layer
         input_dim = input_shape[-1]
         self.kernel = self.add_weight(
             name="kernel",
@@ -75,12 +82,15 @@ class CustomDense(keras.layers.Layer):
         if self.use_bias:
             self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: input_dim})
+        # exercise end
 
     def call(self, inputs):
+        # exercise begin: dense_layer
         outputs = ops.matmul(inputs, self.kernel)
         if self.bias is not None:
             outputs = outputs + self.bias
         return self.activation(outputs)
+        # exercise end
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)

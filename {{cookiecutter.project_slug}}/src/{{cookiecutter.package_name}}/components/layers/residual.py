@@ -33,6 +33,9 @@ class ResidualBlock(keras.layers.Layer):
     Returns:
         Tensor of the same shape as `inputs`.
 
+    Exercise `residual_block` (a layer made of layers: `call`): pass `inputs` through every
+    layer of `self.hidden` in turn and return ``inputs + outputs``, the skip connection.
+
     Example:
 
     >>> block = ResidualBlock(3, kernel_initializer="zeros")
@@ -92,10 +95,12 @@ class ResidualBlock(keras.layers.Layer):
             layer.build(input_shape)
 
     def call(self, inputs):
+        # exercise begin: residual_block
         outputs = inputs
         for layer in self.hidden:
             outputs = layer(outputs)
         return inputs + outputs
+        # exercise end
 
     def compute_output_shape(self, input_shape):
         return input_shape
