@@ -36,8 +36,8 @@ def unfinished_body(indent, name):
     """The body an exercise starts with; its message is what check.py and the tests look for."""
     return [
         f"{indent}raise NotImplementedError(\n",
-        f'{indent}    "Exercise {name}: not written yet (its docstring says what to write; "\n',
-        f"{indent}    \"README: 'Where each concept lives')\"\n",
+        f'{indent}    "Exercise {name}: not written yet "\n',
+        f"{indent}    \"(see its docstring and README 'Where each concept lives')\"\n",
         f"{indent})\n",
     ]
 
@@ -72,7 +72,7 @@ def write_starter_kit(answers, source_root="src"):
     exercises = answers["starter_kit"] == "exercises"
     for path in sorted(Path(source_root).rglob("*.py")):
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        if not any(BEGIN.match(line) for line in lines):
+        if not any(BEGIN.match(line) or END.match(line) for line in lines):
             continue
         try:
             lines = cut_exercises(lines, keep_solutions=not exercises)

@@ -54,14 +54,17 @@ def fresh_keras_state():
 def pytest_runtest_makereport(item, call):
     """A test stopped by an unfinished exercise is an expected failure (xfail), never an error.
 
-    At setup or in the test, directly or through a subprocess's traceback. Once the exercise is
-    written the test runs as usual; a failing test that decides an exercise names it.
+    At setup or in the test; for a slow test, also when a program it ran stopped on one (its
+    output is all there is). Once the exercise is written the test runs as usual, and a failing
+    test that decides an exercise names it.
     """
     report = yield
     if not report.failed:
         return report
-    error = call.excinfo.value if call.excinfo else None
-    reason = unfinished_exercise(error) or unfinished_exercise_in_output(report.longreprtext)
+    reason = unfinished_exercise(call.excinfo.value if call.excinfo else None)
+    if not reason and item.get_closest_marker("slow"):
+        output = [report.longreprtext, *(content for _, content in report.sections)]
+        reason = unfinished_exercise_in_output("\n".join(output))
     exercise = deciding_exercise(report.nodeid)
     if reason:
         report.outcome, report.wasxfail = "skipped", reason

@@ -15,14 +15,17 @@ def test_tour_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     spec = tmp_path / "kernels" / "tour"
     spec.mkdir(parents=True)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "language": "python",
-                                                  "display_name": "tour"}))
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "language": "python", "display_name": "tour"})
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, kernel_name="tour", timeout=60,
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = [output for cell in notebook.cells if cell.cell_type == "code"
-               for output in cell.outputs]
+    NotebookClient(
+        notebook, kernel_name="tour", timeout=60, resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    outputs = [
+        output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+    ]
     assert not [output for output in outputs if output.output_type == "error"]
     assert any("traces: 1 then 3" in output.get("text", "") for output in outputs)

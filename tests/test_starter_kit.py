@@ -1,0 +1,108 @@
+"""The starter kit: an exercises bake whose tests turn green as the exercises are written.
+
+Both kits are baked with the same answers; the solutions kit is the source of truth, so copying
+its `src/` over the exercises kit must finish every exercise.
+"""
+
+import ast
+import re
+import shutil
+import sys
+
+import pytest
+
+from .conftest import pip_install, run
+
+PACKAGE = "custom_tf_project"
+RAISED = re.compile(r'raise NotImplementedError\(\s*"Exercise (\w+): ')
+TABLE_NAME = re.compile(r'Exercise\(\s*"(\w+)"')
+MARKER = re.compile(r"#\s*exercise (begin|end)")
+
+
+@pytest.fixture(scope="module")
+def kits(cookies_session):
+    """{"solutions": path, "exercises": path}, baked with the same (default) names."""
+    paths = {}
+    for kit in ("solutions", "exercises"):
+        result = cookies_session.bake(extra_context={"starter_kit": kit})
+        assert result.exit_code == 0, result.exception
+        paths[kit] = result.project_path
+    return paths
+
+
+def sources(project):
+    return {path.relative_to(project).as_posix(): path.read_text(encoding="utf-8")
+            for path in sorted((project / "src").rglob("*.py"))}
+
+
+def docstrings(text):
+    nodes = [node for node in ast.walk(ast.parse(text))
+             if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))]
+    return [ast.get_docstring(node) for node in nodes if ast.get_docstring(node)]
+
+
+def fast_suite(project):
+    """Runs the bake's fast tier; returns pytest's counts, e.g. {"passed": 93, "xfailed": 88}."""
+    pip_install(project)  # bakes share the package name: install right before running
+    done = run([sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider"],
+               cwd=project, timeout=1200)
+    summary = done.stdout.strip().splitlines()[-1]
+    return {word: int(count) for count, word in re.findall(r"(\d+) (\w+)", summary)}
+
+
+def test_both_kits_have_the_same_files_and_no_marker_comments(kits):
+    solutions, exercises = (sorted(p.relative_to(kits[k]).as_posix() for p in kits[k].rglob("*"))
+                            for k in ("solutions", "exercises"))
+    assert solutions == exercises
+    assert "README.exercises.md" not in solutions
+    for kit in kits.values():
+        for path, text in sources(kit).items():
+            assert not MARKER.search(text), path
+
+
+def test_solutions_kit_raises_no_exercise(kits):
+    for path, text in sources(kits["solutions"]).items():
+        assert not RAISED.search(text), path
+
+
+def test_exercises_kit_raises_every_exercise_of_the_check_table(kits):
+    texts = sources(kits["exercises"])
+    raised = {name for text in texts.values() for name in RAISED.findall(text)}
+    table = TABLE_NAME.findall(texts[f"src/{PACKAGE}/check.py"])
+    assert raised == set(table) and len(table) == 11, (raised, table)
+    readme = (kits["exercises"] / "README.md").read_text(encoding="utf-8")
+    assert "make check" in readme and "## Where each concept lives" in readme
+    for name in table:
+        assert f"`{name}`" in readme, name
+
+
+def test_exercises_kit_differs_only_where_the_exercises_are(kits):
+    solutions, exercises = sources(kits["solutions"]), sources(kits["exercises"])
+    changed = sorted(path for path in solutions if solutions[path] != exercises[path])
+    assert changed == sorted(path for path, text in exercises.items() if RAISED.search(text))
+    for path in changed:  # the docstrings, with their guidance, stay
+        assert docstrings(solutions[path]) == docstrings(exercises[path]), path
+
+
+@pytest.mark.slow
+def test_exercises_suite_reports_expected_failures_and_no_error(kits, tmp_path):
+    project = tmp_path / "exercises"
+    shutil.copytree(kits["exercises"], project)  # the baked one stays as baked
+    counts = fast_suite(project)
+    assert counts.get("xfailed", 0) > 0 and counts.get("passed", 0) > 0, counts
+    assert not {"failed", "error", "errors"} & set(counts), counts
+    check = run([sys.executable, "-m", f"{PACKAGE}.check"], cwd=project)
+    assert "Exercises: 0 of 11 done" in check.stdout, check.stdout
+    assert "Next: activation" in check.stdout, check.stdout
+
+
+@pytest.mark.slow
+def test_solutions_src_over_the_exercises_kit_passes_everything(kits, tmp_path):
+    project = tmp_path / "finished"
+    shutil.copytree(kits["exercises"], project)
+    shutil.copytree(kits["solutions"] / "src", project / "src", dirs_exist_ok=True)
+    counts = fast_suite(project)
+    assert counts.get("passed", 0) > 0, counts
+    assert not {"failed", "error", "errors", "xfailed"} & set(counts), counts
+    check = run([sys.executable, "-m", f"{PACKAGE}.check"], cwd=project)
+    assert "All 11 exercises are done." in check.stdout, check.stdout
