@@ -22,12 +22,19 @@ from {{ cookiecutter.package_name }}.config import load_config  # noqa: E402
 # Two logical CPU devices for the whole session, set before any op runs: the MirroredStrategy
 # tests run 2 replicas on them; everything else runs on /cpu:0 as usual.
 tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
+)
 
 SMALL = [
-    "train.steps=40", "train.batch_size=32", "train.steps_per_execution=5",
-    "train.log_every_steps=10", "eval.every_steps=20", "checkpoint.every_steps=20",
-    "data.train_size=512", "data.test_size=96", "model.hidden_units=16",
+    "train.steps=40",
+    "train.batch_size=32",
+    "train.steps_per_execution=5",
+    "train.log_every_steps=10",
+    "eval.every_steps=20",
+    "checkpoint.every_steps=20",
+    "data.train_size=512",
+    "data.test_size=96",
+    "model.hidden_units=16",
 ]
 
 
@@ -69,6 +76,11 @@ def pytest_runtest_makereport(item, call):
     if reason:
         report.outcome, report.wasxfail = "skipped", reason
     elif exercise is not None:
-        report.sections.append(("exercise", f"this test decides exercise {exercise.name}: "
-                                            f"{exercise.where} (its docstring says what to write)"))
+        report.sections.append(
+            (
+                "exercise",
+                f"this test decides exercise {exercise.name}: "
+                f"{exercise.where} (its docstring says what to write)",
+            )
+        )
     return report

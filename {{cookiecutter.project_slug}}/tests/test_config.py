@@ -13,9 +13,17 @@ CONF = Path(__file__).parents[1] / "src" / "{{ cookiecutter.package_name }}" / "
 
 def test_default_config_has_every_documented_key():
     cfg = load_config([])
-    for value in (cfg.run_dir, cfg.seed, cfg.train.steps, cfg.train.batch_size,
-                  cfg.optimizer.learning_rate, cfg.checkpoint.every_steps, cfg.eval.every_steps,
-                  cfg.distribute.strategy, cfg.precision.policy):
+    for value in (
+        cfg.run_dir,
+        cfg.seed,
+        cfg.train.steps,
+        cfg.train.batch_size,
+        cfg.optimizer.learning_rate,
+        cfg.checkpoint.every_steps,
+        cfg.eval.every_steps,
+        cfg.distribute.strategy,
+        cfg.precision.policy,
+    ):
         assert value is not None
 
 
@@ -44,8 +52,15 @@ def test_every_shipped_group_option_loads(group):
         ("optimizer.name=adagrad9", "optimizer.name"),
         ("distribute=gpu", "distribute/gpu"),
     ],
-    ids=["negative-batch", "zero-steps", "negative-lr", "unknown-key", "wrong-type",
-         "unknown-optimizer", "unknown-strategy"],
+    ids=[
+        "negative-batch",
+        "zero-steps",
+        "negative-lr",
+        "unknown-key",
+        "wrong-type",
+        "unknown-optimizer",
+        "unknown-strategy",
+    ],
 )
 def test_bad_value_is_refused_with_its_key(override, named):
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
@@ -59,8 +74,11 @@ def test_tpu_with_float16_is_refused_by_the_shared_rule():
 
 def test_bad_config_prints_one_line_and_writes_nothing(tmp_path, capsys):
     run_dir = tmp_path / "never"
-    code = run("train", lambda cfg: pytest.fail("must not run"),
-               [f"run_dir={run_dir}", "train.batch_size=-1"])
+    code = run(
+        "train",
+        lambda cfg: pytest.fail("must not run"),
+        [f"run_dir={run_dir}", "train.batch_size=-1"],
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: train.batch_size=-1")
@@ -68,9 +86,12 @@ def test_bad_config_prints_one_line_and_writes_nothing(tmp_path, capsys):
 
 
 def test_config_checks_do_not_import_tensorflow():
-    code = ("import sys; from {{ cookiecutter.package_name }}.config import load_config; "
-            "load_config(['train.steps=3']); print('tensorflow' in sys.modules)")
+    code = (
+        "import sys; from {{ cookiecutter.package_name }}.config import load_config; "
+        "load_config(['train.steps=3']); print('tensorflow' in sys.modules)"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout
     assert out.strip() == "False"

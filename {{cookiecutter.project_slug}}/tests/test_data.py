@@ -39,8 +39,13 @@ def test_eval_dataset_keeps_the_short_last_batch():
 def test_own_data_loads_from_npz(tmp_path):
     path = tmp_path / "data.npz"
     data = arrays()
-    np.savez(path, x_train=data.x_train, y_train=data.y_train[:, 0], x_test=data.x_test,
-             y_test=data.y_test[:, 0])
+    np.savez(
+        path,
+        x_train=data.x_train,
+        y_train=data.y_train[:, 0],
+        x_test=data.x_test,
+        y_test=data.y_test[:, 0],
+    )
     loaded = load_arrays(4, 1, 1, 0.0, 0, path=str(path))
     np.testing.assert_array_equal(loaded.y_train, data.y_train)
 

@@ -28,7 +28,8 @@ def inputs():
 
 def test_export_writes_keras_saved_model_and_run_json(exported):
     assert sorted(os.listdir(exported)) == ["model.keras", "run.json", "saved_model"]
-    assert json.loads(open(os.path.join(exported, "run.json")).read())["config"]
+    with open(os.path.join(exported, "run.json"), encoding="utf-8") as file:
+        assert json.load(file)["config"]
 
 
 def test_saved_model_serves_the_outputs_of_the_keras_model(exported):
@@ -53,9 +54,22 @@ def test_package_free_process_and_saved_model_cli_read_the_export(exported, tmp_
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=env)
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-6, atol=1e-6)
-    cli = shutil.which("saved_model_cli") or os.path.join(os.path.dirname(sys.executable),
-                                                          "saved_model_cli")
-    shown = subprocess.run([cli, "show", "--dir", os.path.join(exported, "saved_model"),
-                            "--tag_set", "serve", "--signature_def", "serving_default"],
-                           check=True, capture_output=True, text=True).stdout
+    cli = shutil.which("saved_model_cli") or os.path.join(
+        os.path.dirname(sys.executable), "saved_model_cli"
+    )
+    shown = subprocess.run(
+        [
+            cli,
+            "show",
+            "--dir",
+            os.path.join(exported, "saved_model"),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "shape: (-1, 8)" in shown and "tensorflow/serving/predict" in shown

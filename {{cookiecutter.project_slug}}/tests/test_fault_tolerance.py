@@ -12,15 +12,25 @@ import pytest
 pytestmark = pytest.mark.slow
 
 PACKAGE = "{{ cookiecutter.package_name }}"
-RUN = ["deterministic=true", "train.steps=1500", "train.log_every_steps=50",
-       "checkpoint.every_steps=100", "eval.every_steps=500", "data.train_size=2048"]
+RUN = [
+    "deterministic=true",
+    "train.steps=1500",
+    "train.log_every_steps=50",
+    "checkpoint.every_steps=100",
+    "eval.every_steps=500",
+    "data.train_size=2048",
+]
 
 
 def start(run_dir, *overrides):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen([sys.executable, "-m", f"{PACKAGE}.train", f"run_dir={run_dir}",
-                             *RUN, *overrides], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", f"{PACKAGE}.train", f"run_dir={run_dir}", *RUN, *overrides],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def logged_steps(run_dir):
@@ -88,8 +98,9 @@ def test_kills_during_frequent_saves_never_leave_latest_on_a_broken_checkpoint(t
     saving = ["checkpoint.every_steps=5", "train.steps_per_execution=5", "train.steps=100000"]
     for delay in (0.05, 0.13, 0.21, 0.34):
         process = start(run_dir, *saving)
-        wait_for_step(process, run_dir, logged_steps(run_dir)[-1] + 50 if logged_steps(run_dir)
-                      else 50)
+        wait_for_step(
+            process, run_dir, logged_steps(run_dir)[-1] + 50 if logged_steps(run_dir) else 50
+        )
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.wait()

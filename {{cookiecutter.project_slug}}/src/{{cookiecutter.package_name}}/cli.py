@@ -44,7 +44,10 @@ def run(module: str, main: Callable[[Config], object], argv: list[str] | None = 
         print(f"error: {error}", file=sys.stderr)
         return EXIT_DIVERGED
     except Stop as stop:
-        print(f"stopped by signal at step {stop.step}; checkpoint ckpt-{stop.step} saved; run the "
-              "same command to continue", file=sys.stderr)
+        print(
+            f"stopped by signal at step {stop.step}; checkpoint ckpt-{stop.step} saved; run the "
+            "same command to continue",
+            file=sys.stderr,
+        )
         return stop.exit_code
     return 0

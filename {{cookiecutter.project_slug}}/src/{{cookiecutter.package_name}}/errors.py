@@ -2,8 +2,15 @@
 
 from .config import ConfigError
 
-__all__ = ["ConfigError", "RunError", "Diverged", "EXIT_USAGE", "EXIT_DIVERGED", "EXIT_SIGTERM",
-           "EXIT_SIGINT"]
+__all__ = [
+    "ConfigError",
+    "RunError",
+    "Diverged",
+    "EXIT_USAGE",
+    "EXIT_DIVERGED",
+    "EXIT_SIGTERM",
+    "EXIT_SIGINT",
+]
 
 # Exit codes, documented in the README ("What a run guarantees").
 EXIT_USAGE = 2  # a bad config value, a missing data file, an unusable run_dir, no TPU...

@@ -24,12 +24,22 @@ def restore_run(cfg: Config):
     from .loop.trainer import Trainer
 
     cfg = saved_run_config(cfg)
-    arrays = load_arrays(cfg.data.input_dim, cfg.data.train_size, cfg.data.test_size,
-                         cfg.data.label_noise, cfg.seed, cfg.data.path)
+    arrays = load_arrays(
+        cfg.data.input_dim,
+        cfg.data.train_size,
+        cfg.data.test_size,
+        cfg.data.label_noise,
+        cfg.seed,
+        cfg.data.path,
+    )
     cluster = make_cluster(cfg.distribute)
     trainer = Trainer(cfg, cluster, arrays.x_train)
-    keeper = CheckpointKeeper(trainer.checkpoint, os.path.join(cfg.run_dir, "checkpoints"),
-                              cfg.checkpoint.max_to_keep, is_chief=False)
+    keeper = CheckpointKeeper(
+        trainer.checkpoint,
+        os.path.join(cfg.run_dir, "checkpoints"),
+        cfg.checkpoint.max_to_keep,
+        is_chief=False,
+    )
     step = keeper.restore_latest()
     if step is None:
         raise RunError(f"run_dir={cfg.run_dir}: no checkpoint to restore; train first")
@@ -43,7 +53,8 @@ def evaluate(cfg: Config) -> dict:
 
     cfg, cluster, trainer, arrays, step = restore_run(cfg)
     held_out = cluster.strategy.experimental_distribute_dataset(
-        eval_dataset(arrays.x_test, arrays.y_test, cfg.train.batch_size))
+        eval_dataset(arrays.x_test, arrays.y_test, cfg.train.batch_size)
+    )
     result = {"step": step, **trainer.evaluate(held_out), "num_examples": len(arrays.x_test)}
     write_json(os.path.join(cfg.run_dir, "eval.json"), result)
     print(json.dumps(result))

@@ -38,11 +38,20 @@ def tf_config(ports: list[int], index: int) -> str:
 def launch(num_workers: int, overrides: list[str]) -> list[subprocess.Popen]:
     """Starts the workers and returns their processes (stdout piped, stderr inherited)."""
     ports = free_ports(num_workers)
-    command = [sys.executable, "-m", f"{__package__}.train", "distribute=multi_worker_mirrored",
-               *overrides]
+    command = [
+        sys.executable,
+        "-m",
+        f"{__package__}.train",
+        "distribute=multi_worker_mirrored",
+        *overrides,
+    ]
     return [
-        subprocess.Popen(command, env={**os.environ, "TF_CONFIG": tf_config(ports, index)},
-                         stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            command,
+            env={**os.environ, "TF_CONFIG": tf_config(ports, index)},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for index in range(num_workers)
     ]
 

@@ -25,8 +25,9 @@ def train(cfg: Config) -> dict:
     result = train_and_evaluate(cfg)
     if result.get("chief") and result.get("loss") is not None:
         plot_curves(cfg.run_dir)
-    print(json.dumps({key: round(v, 6) if isinstance(v, float) else v
-                      for key, v in result.items()}))
+    print(
+        json.dumps({key: round(v, 6) if isinstance(v, float) else v for key, v in result.items()})
+    )
     print(f"run directory: {cfg.run_dir}", file=sys.stderr)
     return result
 

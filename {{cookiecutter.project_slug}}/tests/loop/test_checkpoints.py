@@ -21,7 +21,8 @@ def truncate(path):
 
 
 def test_truncated_newest_checkpoint_is_named_and_the_previous_one_used(
-        make_config, tmp_path, caplog):
+    make_config, tmp_path, caplog
+):
     train_and_evaluate(make_config())
     truncate(ckpt(tmp_path, 40) + ".data-00000-of-00001")
     with caplog.at_level(logging.WARNING):

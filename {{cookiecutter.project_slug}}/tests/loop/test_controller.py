@@ -16,8 +16,11 @@ def checkpoint_steps(run_dir):
 
 def weights_at(run_dir, step):
     reader = tf.train.load_checkpoint(str(run_dir / "checkpoints" / f"ckpt-{step}"))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if name != "_CHECKPOINTABLE_OBJECT_GRAPH" and "save_counter" not in name}
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if name != "_CHECKPOINTABLE_OBJECT_GRAPH" and "save_counter" not in name
+    }
 
 
 def test_training_lowers_the_loss_and_writes_every_artifact(make_config):
@@ -31,7 +34,8 @@ def test_training_lowers_the_loss_and_writes_every_artifact(make_config):
     assert records[-1]["loss"] < 0.8 * records[0]["loss"]
     assert [r["step"] for r in records if "eval_loss" in r] == [20, 40, 60]
     assert result["step"] == 60
-    run_json = json.loads(open(f"{run_dir}/run.json").read())
+    with open(f"{run_dir}/run.json", encoding="utf-8") as file:
+        run_json = json.load(file)
     assert run_json["config"]["train"]["steps"] == 60
     assert {"tensorflow", "keras", "python"} <= set(run_json["versions"])
     assert tf.io.gfile.glob(f"{run_dir}/tensorboard/train/events.out.tfevents.*")

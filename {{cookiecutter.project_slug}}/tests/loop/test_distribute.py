@@ -15,8 +15,9 @@ NO_NOISE = ("model.noise_stddev=0", "train.steps=20", "checkpoint.every_steps=20
 def test_two_replicas_match_one_device_after_several_steps(make_config, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     train_and_evaluate(make_config(*NO_NOISE, run_dir=one))
-    result = train_and_evaluate(make_config(*NO_NOISE, "distribute=mirrored",
-                                            "distribute.cpu_devices=2", run_dir=two))
+    result = train_and_evaluate(
+        make_config(*NO_NOISE, "distribute=mirrored", "distribute.cpu_devices=2", run_dir=two)
+    )
     a, b = weights_at(one, 20), weights_at(two, 20)
     assert a.keys() == b.keys()
     for name in a:

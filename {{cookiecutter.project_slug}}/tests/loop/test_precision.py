@@ -41,6 +41,7 @@ def test_float16_skips_a_step_with_non_finite_gradients(make_config):
 
 def test_bfloat16_training_lowers_the_loss(make_config, tmp_path):
     train_and_evaluate(make_config("precision=mixed_bfloat16", "train.steps=60"))
-    records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
     assert records[-1]["loss"] < records[0]["loss"]
     assert json.loads((tmp_path / "run" / "run.json").read_text())["precision"] == "mixed_bfloat16"

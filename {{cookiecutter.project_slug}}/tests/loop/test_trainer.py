@@ -9,8 +9,9 @@ from {{ cookiecutter.package_name }}.loop.trainer import Trainer
 
 
 def trainer_and_batches(cfg):
-    data = load_arrays(cfg.data.input_dim, cfg.data.train_size, cfg.data.test_size,
-                       cfg.data.label_noise, cfg.seed)
+    data = load_arrays(
+        cfg.data.input_dim, cfg.data.train_size, cfg.data.test_size, cfg.data.label_noise, cfg.seed
+    )
     cluster = make_cluster(cfg.distribute)
     trainer = Trainer(cfg, cluster, data.x_train)
     dataset = train_dataset(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed)
@@ -22,8 +23,9 @@ def snapshot(variables):
 
 
 def test_two_optimizers_move_body_and_head_at_their_own_rates(make_config):
-    cfg = make_config("optimizer.name=sgd", "optimizer.learning_rate=0.05",
-                      "optimizer.head_learning_rate=1e-12")
+    cfg = make_config(
+        "optimizer.name=sgd", "optimizer.learning_rate=0.05", "optimizer.head_learning_rate=1e-12"
+    )
     trainer, batches = trainer_and_batches(cfg)
     groups = trainer.model.variable_groups()
     body, head = snapshot(groups["body"]), snapshot(groups["head"])
@@ -34,8 +36,9 @@ def test_two_optimizers_move_body_and_head_at_their_own_rates(make_config):
 
 
 def test_clip_norm_bounds_the_size_of_an_update(make_config):
-    cfg = make_config("optimizer.name=sgd", "optimizer.learning_rate=1.0",
-                      "train.clip_norm=0.001", "model.l1=0")
+    cfg = make_config(
+        "optimizer.name=sgd", "optimizer.learning_rate=1.0", "train.clip_norm=0.001", "model.l1=0"
+    )
     trainer, batches = trainer_and_batches(cfg)
     trainer.train_steps(batches, tf.constant(1))  # the first update also applies the constraint
     before = snapshot(trainer.variables)

@@ -27,8 +27,13 @@ log = logging.getLogger(__name__)
 class CheckpointKeeper:
     """Saves and restores one `tf.train.Checkpoint` under `directory`."""
 
-    def __init__(self, checkpoint: tf.train.Checkpoint, directory: str, max_to_keep: int,
-                 is_chief: bool = True):
+    def __init__(
+        self,
+        checkpoint: tf.train.Checkpoint,
+        directory: str,
+        max_to_keep: int,
+        is_chief: bool = True,
+    ):
         self.checkpoint = checkpoint
         self.directory = directory
         self.max_to_keep = max_to_keep
@@ -60,13 +65,17 @@ class CheckpointKeeper:
             try:
                 status.assert_existing_objects_matched()
             except AssertionError as error:
-                raise RunError(f"{path}: holds a different model or optimizer than this config "
-                               f"({str(error).splitlines()[0][:160]}); use a new run_dir") from None
+                raise RunError(
+                    f"{path}: holds a different model or optimizer than this config "
+                    f"({str(error).splitlines()[0][:160]}); use a new run_dir"
+                ) from None
             return step_of(path)
         if candidates and not allow_fresh_start:
-            raise RunError(f"no readable checkpoint in {self.directory} (tried "
-                           f"{', '.join(os.path.basename(p) for p in candidates)}); pass "
-                           "checkpoint.allow_fresh_start=true to start over")
+            raise RunError(
+                f"no readable checkpoint in {self.directory} (tried "
+                f"{', '.join(os.path.basename(p) for p in candidates)}); pass "
+                "checkpoint.allow_fresh_start=true to start over"
+            )
         return None
 
     def save(self, step: int) -> str | None:
@@ -74,7 +83,8 @@ class CheckpointKeeper:
         if self.is_chief:
             if self._manager is None:
                 self._manager = tf.train.CheckpointManager(
-                    self.checkpoint, self.directory, self.max_to_keep, checkpoint_name="ckpt")
+                    self.checkpoint, self.directory, self.max_to_keep, checkpoint_name="ckpt"
+                )
             return self._manager.save(checkpoint_number=step)
         directory = tempfile.mkdtemp(prefix="ckpt-worker-")
         try:
@@ -95,8 +105,11 @@ def unreadable_reason(path: str) -> str | None:
         reader = tf.train.load_checkpoint(path)
         for name in reader.get_variable_to_shape_map():
             value = reader.get_tensor(name)
-            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and \
-                    not np.isfinite(value).all():
+            if (
+                isinstance(value, np.ndarray)
+                and value.dtype.kind == "f"
+                and not np.isfinite(value).all()
+            ):
                 return f"non-finite values in {name}"
     except Exception as error:  # the reader raises OpError, IndexError, ValueError...
         return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

@@ -48,7 +48,8 @@ def split_cpu(num_devices: int) -> list[str]:
         if have < num_devices:
             raise RunError(
                 f"distribute.cpu_devices={num_devices}: TensorFlow already started with {have} "
-                "CPU device(s); set it before any TensorFlow op runs") from None
+                "CPU device(s); set it before any TensorFlow op runs"
+            ) from None
     return [f"/cpu:{index}" for index in range(num_devices)]
 
 
@@ -70,10 +71,18 @@ def make_cluster(cfg: DistributeConfig) -> Cluster:
     task_id = getattr(resolver, "task_id", None) if resolver else None
     num_workers = 1
     if cfg.strategy == "multi_worker_mirrored":
-        num_workers = len(json.loads(os.environ.get("TF_CONFIG", "{}"))
-                          .get("cluster", {}).get("worker", [])) or 1
-    return Cluster(strategy, cfg.strategy, strategy.num_replicas_in_sync, num_workers,
-                   task_type if num_workers > 1 else None, task_id)
+        num_workers = (
+            len(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", []))
+            or 1
+        )
+    return Cluster(
+        strategy,
+        cfg.strategy,
+        strategy.num_replicas_in_sync,
+        num_workers,
+        task_type if num_workers > 1 else None,
+        task_id,
+    )
 
 
 def _multi_worker() -> tf.distribute.Strategy:
@@ -82,8 +91,9 @@ def _multi_worker() -> tf.distribute.Strategy:
         try:
             json.loads(raw)["task"]
         except (ValueError, KeyError, TypeError):
-            raise RunError("TF_CONFIG: not JSON with 'cluster' and 'task' keys, received "
-                           f"{raw[:120]!r}") from None
+            raise RunError(
+                f"TF_CONFIG: not JSON with 'cluster' and 'task' keys, received {raw[:120]!r}"
+            ) from None
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
@@ -94,6 +104,8 @@ def _tpu(name: str) -> tf.distribute.Strategy:
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except Exception as error:  # the resolver raises several types when no TPU is reachable
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise RunError(f"distribute=tpu: no TPU found on this machine ({first_line}); use "
-                       "distribute=none or distribute=mirrored here") from None
+        raise RunError(
+            f"distribute=tpu: no TPU found on this machine ({first_line}); use "
+            "distribute=none or distribute=mirrored here"
+        ) from None
     return tf.distribute.TPUStrategy(resolver)

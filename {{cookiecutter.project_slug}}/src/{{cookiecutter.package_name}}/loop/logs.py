@@ -24,8 +24,13 @@ class RunLog:
         if enabled:
             drop_lines_after(self.path, start_step)
         # tqdm disables itself when stderr is not a terminal (disable=None).
-        self.progress = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
-                             disable=None if enabled else True)
+        self.progress = tqdm(
+            total=total_steps,
+            initial=start_step,
+            unit="step",
+            dynamic_ncols=True,
+            disable=None if enabled else True,
+        )
 
     def write(self, step: int, values: dict) -> None:
         if not self.enabled:
