@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements-dev.txt | cut -d' ' -f1
 DEMO := build/demo
 DEMO_PROJECT := $(DEMO)/custom-tf-project
 
-.PHONY: demo test test-fast clean
+.PHONY: demo test test-fast lint clean
 
 $(STAMP): requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(STAMP)  ## the template's whole suite: bakes, hooks, and every option co
 
 test-fast: $(STAMP)  ## bakes and hooks only, no TensorFlow run
 	$(BIN)/python -m pytest tests -m "not slow"
+
+lint: $(STAMP)  ## the template's own code (the bakes are linted inside tests/test_bake.py)
+	$(BIN)/ruff check hooks tests
+	$(BIN)/ruff format --check hooks tests
 
 clean:
 	rm -rf build $(VENV)

@@ -6,12 +6,12 @@ import re
 import shutil
 from pathlib import Path
 
-ANSWERS = json.loads(r'''{
+ANSWERS = json.loads(r"""{
   "project_slug": {{ cookiecutter.project_slug | tojson }},
   "package_name": {{ cookiecutter.package_name | tojson }},
   "license": {{ cookiecutter.license | tojson }},
   "starter_kit": {{ cookiecutter.starter_kit | tojson }}
-}''')
+}""")
 
 # Solution bodies in src/ sit between these two comment lines (the docstring stays outside).
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)# exercise begin: (?P<name>\w+)[ \t]*$")

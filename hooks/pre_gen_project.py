@@ -10,7 +10,7 @@ import keyword
 import re
 import sys
 
-ANSWERS = json.loads(r'''{
+ANSWERS = json.loads(r"""{
   "project_name": {{ cookiecutter.project_name | tojson }},
   "project_slug": {{ cookiecutter.project_slug | tojson }},
   "package_name": {{ cookiecutter.package_name | tojson }},
@@ -22,7 +22,7 @@ ANSWERS = json.loads(r'''{
   "distribution_strategy": {{ cookiecutter.distribution_strategy | tojson }},
   "mixed_precision": {{ cookiecutter.mixed_precision | tojson }},
   "unsupported_combinations": {{ cookiecutter._unsupported_combinations | tojson }}
-}''')
+}""")
 
 # PEP 508 distribution name; PEP 440 public version; an address with one @ and a dotted domain.
 SLUG = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
@@ -46,8 +46,7 @@ def check_package_name(value):
 def check_one_line(value):
     if not value.strip():
         return "must not be empty"
-    if any(ord(char) < 32 or 0xD800 <= ord(char) <= 0xDFFF or ord(char) > 0xFFFF
-           for char in value):
+    if any(ord(char) < 32 or 0xD800 <= ord(char) <= 0xDFFF or ord(char) > 0xFFFF for char in value):
         return "must be one line of printable characters (no control characters or emoji)"
     return None
 
@@ -62,8 +61,11 @@ def choice(options):
 
 CHECKS = {
     "project_name": check_one_line,
-    "project_slug": pattern(SLUG, "a distribution name: letters, digits, '.', '_', '-', "
-                                  "starting and ending with a letter or digit"),
+    "project_slug": pattern(
+        SLUG,
+        "a distribution name: letters, digits, '.', '_', '-', "
+        "starting and ending with a letter or digit",
+    ),
     "package_name": check_package_name,
     "author_name": check_one_line,
     "author_email": pattern(EMAIL, "an email address like name@example.org"),
@@ -84,10 +86,14 @@ def problems(answers):
             found.append(f"{key}={answers[key]!r}: {message}")
     for rule in answers["unsupported_combinations"]:
         if (answers["distribution_strategy"], answers["mixed_precision"]) == (
-                rule["distribution_strategy"], rule["mixed_precision"]):
-            found.append(f"distribution_strategy={rule['distribution_strategy']!r} with "
-                         f"mixed_precision={rule['mixed_precision']!r}: not supported "
-                         f"({rule['reason']})")
+            rule["distribution_strategy"],
+            rule["mixed_precision"],
+        ):
+            found.append(
+                f"distribution_strategy={rule['distribution_strategy']!r} with "
+                f"mixed_precision={rule['mixed_precision']!r}: not supported "
+                f"({rule['reason']})"
+            )
     return found
 
 

@@ -16,8 +16,12 @@ from .conftest import SUPPORTED, combo_id, pip_install, run
 pytestmark = pytest.mark.slow
 
 PACKAGE = "custom_tf_project"
-SHORT_RUN = ["train.steps=60", "checkpoint.every_steps=20", "train.log_every_steps=10",
-             "eval.every_steps=30"]
+SHORT_RUN = [
+    "train.steps=60",
+    "checkpoint.every_steps=20",
+    "train.log_every_steps=10",
+    "eval.every_steps=30",
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +33,11 @@ def default_bake(cookies_session):
 
 
 def train(project, run_dir, *overrides, check=True):
-    return run([sys.executable, "-m", f"{PACKAGE}.train", f"run_dir={run_dir}", *overrides],
-               cwd=project, check=check)
+    return run(
+        [sys.executable, "-m", f"{PACKAGE}.train", f"run_dir={run_dir}", *overrides],
+        cwd=project,
+        check=check,
+    )
 
 
 def losses(run_dir):
@@ -39,8 +46,11 @@ def losses(run_dir):
 
 
 def test_default_bake_passes_its_own_test_suite(default_bake):
-    run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=default_bake,
-        timeout=1200)
+    run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=default_bake,
+        timeout=1200,
+    )
 
 
 def test_default_bake_trains_and_leaves_a_loadable_checkpoint(default_bake, tmp_path):
@@ -71,8 +81,9 @@ def test_bad_run_time_value_is_one_line_without_traceback(default_bake, tmp_path
 @pytest.mark.parametrize("combo", SUPPORTED, ids=combo_id)
 def test_every_supported_combination_bakes_installs_and_trains(cookies, tmp_path, combo):
     strategy, precision = combo
-    result = cookies.bake(extra_context={"distribution_strategy": strategy,
-                                         "mixed_precision": precision})
+    result = cookies.bake(
+        extra_context={"distribution_strategy": strategy, "mixed_precision": precision}
+    )
     assert result.exit_code == 0, result.exception
     project = result.project_path
     pip_install(project)

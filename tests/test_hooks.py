@@ -26,23 +26,30 @@ BAD_ANSWERS = {
     "version": ({"version": "one"}, "version='one': must be a PEP 440 version"),
     "old-python": ({"python_requires": "3.8"}, "python_requires='3.8'"),
     "newline-description": ({"description": "two\nlines"}, "description="),
-    "empty-name": ({"project_name": " ", "project_slug": "x", "package_name": "x"},
-                   "project_name=' ': must not be empty"),
+    "empty-name": (
+        {"project_name": " ", "project_slug": "x", "package_name": "x"},
+        "project_name=' ': must not be empty",
+    ),
 }
 
 
 @pytest.mark.parametrize("answers,message", BAD_ANSWERS.values(), ids=BAD_ANSWERS.keys())
-def test_bad_answer_fails_in_the_hook_and_leaves_nothing(cookies, capfd, tmp_path, answers,
-                                                         message):
+def test_bad_answer_fails_in_the_hook_and_leaves_nothing(
+    cookies, capfd, tmp_path, answers, message
+):
     assert_refused(cookies, capfd, tmp_path, answers, message)
 
 
 @pytest.mark.parametrize("combo", UNSUPPORTED, ids=combo_id)
 def test_unsupported_combination_fails_in_the_hook(cookies, capfd, tmp_path, combo):
     strategy, precision = combo
-    assert_refused(cookies, capfd, tmp_path,
-                   {"distribution_strategy": strategy, "mixed_precision": precision},
-                   f"distribution_strategy='{strategy}' with mixed_precision='{precision}'")
+    assert_refused(
+        cookies,
+        capfd,
+        tmp_path,
+        {"distribution_strategy": strategy, "mixed_precision": precision},
+        f"distribution_strategy='{strategy}' with mixed_precision='{precision}'",
+    )
 
 
 def test_a_name_built_to_run_code_is_not_executed(cookies, tmp_path):
@@ -53,7 +60,8 @@ def test_a_name_built_to_run_code_is_not_executed(cookies, tmp_path):
         f"x\\'; __import__('os').system('touch {marker}') #",
     ]
     for payload in payloads:
-        result = cookies.bake(extra_context={"project_name": payload, "description": payload,
-                                             "author_name": payload})
+        result = cookies.bake(
+            extra_context={"project_name": payload, "description": payload, "author_name": payload}
+        )
         assert result.exit_code == 0, result.exception
         assert not marker.exists()

@@ -31,28 +31,38 @@ def kits(cookies_session):
 
 
 def sources(project):
-    return {path.relative_to(project).as_posix(): path.read_text(encoding="utf-8")
-            for path in sorted((project / "src").rglob("*.py"))}
+    return {
+        path.relative_to(project).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted((project / "src").rglob("*.py"))
+    }
 
 
 def docstrings(text):
-    nodes = [node for node in ast.walk(ast.parse(text))
-             if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))]
+    nodes = [
+        node
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
+    ]
     return [ast.get_docstring(node) for node in nodes if ast.get_docstring(node)]
 
 
 def fast_suite(project):
     """Runs the bake's fast tier; returns pytest's counts, e.g. {"passed": 93, "xfailed": 88}."""
     pip_install(project)  # bakes share the package name: install right before running
-    done = run([sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider"],
-               cwd=project, timeout=1200)
+    done = run(
+        [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider"],
+        cwd=project,
+        timeout=1200,
+    )
     summary = done.stdout.strip().splitlines()[-1]
     return {word: int(count) for count, word in re.findall(r"(\d+) (\w+)", summary)}
 
 
 def test_both_kits_have_the_same_files_and_no_marker_comments(kits):
-    solutions, exercises = (sorted(p.relative_to(kits[k]).as_posix() for p in kits[k].rglob("*"))
-                            for k in ("solutions", "exercises"))
+    solutions, exercises = (
+        sorted(p.relative_to(kits[k]).as_posix() for p in kits[k].rglob("*"))
+        for k in ("solutions", "exercises")
+    )
     assert solutions == exercises
     assert "README.exercises.md" not in solutions
     for kit in kits.values():
