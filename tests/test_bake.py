@@ -1,17 +1,31 @@
 """Baking: the default and awkward answers render a complete, valid project."""
 
 import ast
+import sys
 import tomllib
+from pathlib import Path
 
 import pytest
+import yaml
+
+from .conftest import run
 
 EXPECTED_FILES = [
-    "pyproject.toml", "README.md", "LICENSE", ".gitignore", "Makefile",
-    "src/custom_tf_project/__init__.py", "src/custom_tf_project/train.py",
-    "src/custom_tf_project/evaluate.py", "src/custom_tf_project/export.py",
-    "src/custom_tf_project/config.py", "src/custom_tf_project/conf/config.yaml",
-    "src/custom_tf_project/loop/trainer.py", "src/custom_tf_project/components/losses.py",
-    "src/custom_tf_project/models/residual_regressor.py", "tests/conftest.py",
+    "pyproject.toml",
+    "README.md",
+    "LICENSE",
+    ".gitignore",
+    "Makefile",
+    "src/custom_tf_project/__init__.py",
+    "src/custom_tf_project/train.py",
+    "src/custom_tf_project/evaluate.py",
+    "src/custom_tf_project/export.py",
+    "src/custom_tf_project/config.py",
+    "src/custom_tf_project/conf/config.yaml",
+    "src/custom_tf_project/loop/trainer.py",
+    "src/custom_tf_project/components/losses.py",
+    "src/custom_tf_project/models/residual_regressor.py",
+    "tests/conftest.py",
 ]
 
 
@@ -40,7 +54,7 @@ def test_every_python_file_of_the_bake_parses(bake):
 
 
 AWKWARD_NAMES = {
-    "quotes": "Ada's \"Quoted\" Net",
+    "quotes": 'Ada\'s "Quoted" Net',
     "unicode": "Zoë Ünïcødé Nets für Straße",
     "hyphens": "--my--hyphen-net--",
     "backslashes": "back\\slash\\ net \\",
@@ -77,11 +91,36 @@ def test_proprietary_license_ships_no_license_file(bake):
 def test_open_licenses_carry_the_author(bake, license_name):
     project = bake(license=license_name, author_name="Grace Hopper")
     assert "Grace Hopper" in (project / "LICENSE").read_text()
-    assert tomllib.loads((project / "pyproject.toml").read_text())["project"]["license"] == \
-        license_name
+    assert (
+        tomllib.loads((project / "pyproject.toml").read_text())["project"]["license"]
+        == license_name
+    )
 
 
 @pytest.mark.parametrize("strategy", ["none", "mirrored", "multi_worker_mirrored", "tpu"])
 def test_strategy_option_sets_the_default_config(bake, strategy):
-    config = (bake(distribution_strategy=strategy) / "src/custom_tf_project/conf/config.yaml")
+    config = bake(distribution_strategy=strategy) / "src/custom_tf_project/conf/config.yaml"
     assert f"distribute: {strategy}" in config.read_text()
+
+
+@pytest.mark.parametrize("kit", ["solutions", "exercises"])
+def test_bake_passes_ruff_with_its_own_configuration(bake, kit):
+    project = bake(starter_kit=kit)
+    ruff = Path(sys.executable).parent / "ruff"
+    run([ruff, "check", "."], cwd=project)
+    run([ruff, "format", "--check", "."], cwd=project)
+
+
+def test_ci_workflow_runs_lint_and_tests_with_least_privilege_and_pip_cache(bake):
+    project = bake()
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads the key `on` as True
+    assert {"push", "pull_request"} <= set(triggers)
+    assert workflow["permissions"] == {"contents": "read"}
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    commands = " ".join(step.get("run", "") for step in steps)
+    assert "ruff check" in commands and "pytest" in commands
+    assert all(s["with"]["cache"] == "pip" for s in steps if "setup-python" in s.get("uses", ""))
+    hooks = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    ids = {hook["id"] for repo in hooks["repos"] for hook in repo["hooks"]}
+    assert {"ruff", "ruff-format"} <= ids

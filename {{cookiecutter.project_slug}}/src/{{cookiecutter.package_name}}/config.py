@@ -40,8 +40,11 @@ class TrainConfig:
     steps: int = 3000
     # Global batch: split evenly over the replicas (per-replica batch = batch_size / replicas).
     batch_size: int = 64
-    # Steps run per tf.function call; cadences below are honoured exactly at any value.
-    steps_per_execution: int = 25
+    # Steps run per tf.function call; a call also ends at every log, eval and checkpoint step,
+    # so cadences stay exact and calls are at most log_every_steps long. 100 ran 3-17% faster
+    # than 25 on 2 CPU cores (the `bench` module's steps_per_execution section).
+    steps_per_execution: int = 100
+    # One metrics.jsonl line and TensorBoard point; each costs ~3 ms of Python between calls.
     log_every_steps: int = 100
     # Clip gradients to this global norm before they are applied; 0 turns clipping off.
     clip_norm: float = 0.0
@@ -129,14 +132,30 @@ ConfigStore.instance().store(name="base", node=Config)
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 
 _POSITIVE = (
-    "train.steps", "train.batch_size", "train.steps_per_execution", "train.log_every_steps",
-    "checkpoint.every_steps", "checkpoint.max_to_keep", "eval.every_steps",
-    "data.train_size", "data.test_size", "data.input_dim",
-    "model.hidden_units", "model.num_blocks", "optimizer.learning_rate", "loss.huber_threshold",
+    "train.steps",
+    "train.batch_size",
+    "train.steps_per_execution",
+    "train.log_every_steps",
+    "checkpoint.every_steps",
+    "checkpoint.max_to_keep",
+    "eval.every_steps",
+    "data.train_size",
+    "data.test_size",
+    "data.input_dim",
+    "model.hidden_units",
+    "model.num_blocks",
+    "optimizer.learning_rate",
+    "loss.huber_threshold",
 )
 _NON_NEGATIVE = (
-    "train.clip_norm", "optimizer.head_learning_rate", "data.label_noise", "model.noise_stddev",
-    "model.reconstruction_weight", "model.l1", "distribute.cpu_devices", "seed",
+    "train.clip_norm",
+    "optimizer.head_learning_rate",
+    "data.label_noise",
+    "model.noise_stddev",
+    "model.reconstruction_weight",
+    "model.l1",
+    "distribute.cpu_devices",
+    "seed",
 )
 _CHOICES = {
     "distribute.strategy": STRATEGIES,
@@ -195,7 +214,7 @@ def _one_line(error: Exception) -> str:
         listed = [i for i, line in enumerate(lines) if line.startswith("Available options")]
         if listed:  # an unknown group option: name the real ones
             options = []
-            for line in lines[listed[0] + 1:]:
+            for line in lines[listed[0] + 1 :]:
                 if not line.startswith("\t"):
                     break
                 options.append(line.strip())
@@ -226,7 +245,9 @@ def saved_run_config(cfg: Config) -> Config:
         with open(path, encoding="utf-8") as file:
             saved = json.load(file)["config"]
     except FileNotFoundError:
-        raise ConfigError(f"run_dir={cfg.run_dir}: no run.json there; train into it first") from None
+        raise ConfigError(
+            f"run_dir={cfg.run_dir}: no run.json there; train into it first"
+        ) from None
     except (ValueError, KeyError):
         raise ConfigError(f"{path}: not a run.json written by training") from None
     saved["run_dir"] = cfg.run_dir

@@ -34,8 +34,9 @@ class Arrays(NamedTuple):
     y_test: np.ndarray
 
 
-def make_task(input_dim: int, size: int, label_noise: float, rng: np.random.Generator,
-              directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def make_task(
+    input_dim: int, size: int, label_noise: float, rng: np.random.Generator, directions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Draws `size` examples of the default regression task."""
     x = rng.standard_normal((size, input_dim)).astype(np.float32)
     w, v = directions
@@ -44,8 +45,9 @@ def make_task(input_dim: int, size: int, label_noise: float, rng: np.random.Gene
     return x, y.astype(np.float32)[:, None]
 
 
-def load_arrays(input_dim: int, train_size: int, test_size: int, label_noise: float, seed: int,
-                path: str = "") -> Arrays:
+def load_arrays(
+    input_dim: int, train_size: int, test_size: int, label_noise: float, seed: int, path: str = ""
+) -> Arrays:
     """Returns the train and held-out arrays: from `path` if given, else the default task."""
     if path:
         return _load_npz(path)
@@ -58,40 +60,56 @@ def load_arrays(input_dim: int, train_size: int, test_size: int, label_noise: fl
 
 def _load_npz(path: str) -> Arrays:
     if not os.path.isfile(path):
-        raise RunError(f"data.path={path}: no such file (expected an .npz with x_train, y_train, "
-                       "x_test, y_test)")
+        raise RunError(
+            f"data.path={path}: no such file (expected an .npz with x_train, y_train, "
+            "x_test, y_test)"
+        )
     try:
         with np.load(path) as npz:
             arrays = Arrays(*(np.asarray(npz[key], np.float32) for key in Arrays._fields))
     except (KeyError, ValueError, OSError) as error:
-        raise RunError(f"data.path={path}: unreadable ({str(error).splitlines()[0]}); expected "
-                       "arrays x_train, y_train, x_test, y_test") from None
+        raise RunError(
+            f"data.path={path}: unreadable ({str(error).splitlines()[0]}); expected "
+            "arrays x_train, y_train, x_test, y_test"
+        ) from None
     if arrays.y_train.ndim == 1:
-        arrays = Arrays(arrays.x_train, arrays.y_train[:, None], arrays.x_test,
-                        arrays.y_test[:, None])
+        arrays = Arrays(
+            arrays.x_train, arrays.y_train[:, None], arrays.x_test, arrays.y_test[:, None]
+        )
     return arrays
 
 
 def train_dataset(x, y, global_batch_size: int, seed: int, start_step: int = 0):
-    """An endless dataset of global batches, batch `s` for step `s`, starting at `start_step`."""
+    """An endless dataset of global batches, batch `s` for step `s`, starting at `start_step`.
+
+    Each epoch gathers its permutation of the arrays once and slices it into batches: one
+    extra copy of the training arrays in memory, and no per-step work (a shuffle plus gathers
+    in a per-step `map` made the default task 15-27% slower than one constant batch on 2 cores).
+    """
     import tensorflow as tf
 
     num_examples = len(x)
     if num_examples < global_batch_size:
-        raise RunError(f"train.batch_size={global_batch_size}: larger than the {num_examples} "
-                       "training examples")
+        raise RunError(
+            f"train.batch_size={global_batch_size}: larger than the {num_examples} "
+            "training examples"
+        )
     steps_per_epoch = num_examples // global_batch_size
     x, y = tf.constant(x), tf.constant(y)
 
-    def batch_for_step(step):
-        epoch, position = step // steps_per_epoch, step % steps_per_epoch
+    def epoch_batches(epoch):
         order = tf.random.experimental.stateless_shuffle(
-            tf.range(num_examples), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
-        indices = order[position * global_batch_size:(position + 1) * global_batch_size]
-        return tf.gather(x, indices), tf.gather(y, indices)
+            tf.range(num_examples), seed=tf.stack([tf.cast(seed, tf.int64), epoch])
+        )
+        # (steps_per_epoch, global_batch_size): row `p` holds the examples of position `p`.
+        indices = tf.reshape(
+            order[: steps_per_epoch * global_batch_size], (steps_per_epoch, global_batch_size)
+        )
+        return tf.data.Dataset.from_tensor_slices((tf.gather(x, indices), tf.gather(y, indices)))
 
-    dataset = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)
-    dataset = dataset.map(batch_for_step, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    first_epoch, position = divmod(start_step, steps_per_epoch)
+    dataset = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
+    dataset = dataset.flat_map(epoch_batches).skip(position)
     return _distributable(dataset.prefetch(tf.data.AUTOTUNE))
 
 

@@ -31,8 +31,15 @@ from .trainer import Trainer
 log = logging.getLogger(__name__)
 
 # Keys whose change makes a run_dir's checkpoints unusable (the model or its inputs differ).
-IDENTITY_KEYS = ("model", "data.input_dim", "data.path", "optimizer.name",
-                 "optimizer.head_learning_rate", "precision.policy", "seed")
+IDENTITY_KEYS = (
+    "model",
+    "data.input_dim",
+    "data.path",
+    "optimizer.name",
+    "optimizer.head_learning_rate",
+    "precision.policy",
+    "seed",
+)
 
 
 class Stop(Exception):
@@ -82,9 +89,11 @@ def check_same_identity(run_dir: str, cfg: Config) -> None:
     current = _leaves(to_dict(cfg))
     for key in sorted(current):
         if key.startswith(IDENTITY_KEYS) and saved.get(key) != current[key]:
-            raise RunError(f"run_dir={run_dir} holds checkpoints of a different config: {key} was "
-                           f"{saved.get(key)}, now {current[key]}; use a new run_dir or the old "
-                           "value")
+            raise RunError(
+                f"run_dir={run_dir} holds checkpoints of a different config: {key} was "
+                f"{saved.get(key)}, now {current[key]}; use a new run_dir or the old "
+                "value"
+            )
 
 
 def run_metadata(cfg: Config, cluster: Cluster) -> dict:
@@ -97,8 +106,12 @@ def run_metadata(cfg: Config, cluster: Cluster) -> dict:
         "precision": cfg.precision.policy,
         "global_batch_size": cfg.train.batch_size,
         "per_replica_batch_size": cfg.train.batch_size // cluster.num_replicas,
-        "versions": {"package": __version__, "tensorflow": tf.__version__,
-                     "keras": keras.__version__, "python": platform.python_version()},
+        "versions": {
+            "package": __version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "python": platform.python_version(),
+        },
     }
 
 
@@ -117,6 +130,7 @@ class _SignalFlag:
     def _handler(self, code):
         def handle(signum, frame):
             self.exit_code = code
+
         return handle
 
     def __exit__(self, *exc):
@@ -126,8 +140,12 @@ class _SignalFlag:
 
 def next_boundary(step: int, cfg: Config) -> int:
     """The next step at which the loop must stop the compiled chunk."""
-    cadences = (cfg.train.steps_per_execution, cfg.train.log_every_steps, cfg.eval.every_steps,
-                cfg.checkpoint.every_steps)
+    cadences = (
+        cfg.train.steps_per_execution,
+        cfg.train.log_every_steps,
+        cfg.eval.every_steps,
+        cfg.checkpoint.every_steps,
+    )
     return min([cfg.train.steps] + [(step // every + 1) * every for every in cadences])
 
 
@@ -144,11 +162,18 @@ def train_and_evaluate(cfg: Config) -> dict:
     if has_checkpoints(checkpoint_dir):
         check_same_identity(run_dir, cfg)
 
-    arrays = load_arrays(cfg.data.input_dim, cfg.data.train_size, cfg.data.test_size,
-                         cfg.data.label_noise, cfg.seed, cfg.data.path)
+    arrays = load_arrays(
+        cfg.data.input_dim,
+        cfg.data.train_size,
+        cfg.data.test_size,
+        cfg.data.label_noise,
+        cfg.seed,
+        cfg.data.path,
+    )
     trainer = Trainer(cfg, cluster, arrays.x_train)
-    keeper = CheckpointKeeper(trainer.checkpoint, checkpoint_dir, cfg.checkpoint.max_to_keep,
-                              cluster.is_chief)
+    keeper = CheckpointKeeper(
+        trainer.checkpoint, checkpoint_dir, cfg.checkpoint.max_to_keep, cluster.is_chief
+    )
     restored = keeper.restore_latest(cfg.checkpoint.allow_fresh_start)
     step = restored or 0
     trainer.apply_configured_learning_rates()
@@ -158,10 +183,15 @@ def train_and_evaluate(cfg: Config) -> dict:
         write_json(os.path.join(run_dir, "run.json"), run_metadata(cfg, cluster))
 
     strategy = cluster.strategy
-    iterator = iter(strategy.experimental_distribute_dataset(
-        train_dataset(arrays.x_train, arrays.y_train, cfg.train.batch_size, cfg.seed, step)))
-    held_out = strategy.experimental_distribute_dataset(
-        eval_dataset(arrays.x_test, arrays.y_test, cfg.train.batch_size))
+    iterator = iter(
+        strategy.experimental_distribute_dataset(
+            train_dataset(arrays.x_train, arrays.y_train, cfg.train.batch_size, cfg.seed, step)
+        )
+    )
+    # One iterator for the whole run over the held-out set repeated (see Trainer.evaluate).
+    held_out_data = eval_dataset(arrays.x_test, arrays.y_test, cfg.train.batch_size)
+    eval_batches = int(held_out_data.cardinality())
+    held_out = iter(strategy.experimental_distribute_dataset(held_out_data.repeat()))
     run_log = RunLog(run_dir, cfg.train.steps, step, enabled=cluster.is_chief)
     last_saved, last_logs = restored, {}
     try:
@@ -171,8 +201,10 @@ def train_and_evaluate(cfg: Config) -> dict:
                 chunk = next_boundary(step, cfg) - step
                 first_bad = int(trainer.train_steps(iterator, tf.constant(chunk, tf.int32)))
                 if first_bad >= 0:
-                    raise Diverged(f"training diverged at step {step + first_bad + 1}: the loss is "
-                                   f"not finite; last good checkpoint: {_name(last_saved)}")
+                    raise Diverged(
+                        f"training diverged at step {step + first_bad + 1}: the loss is "
+                        f"not finite; last good checkpoint: {_name(last_saved)}"
+                    )
                 step += chunk
                 interval_steps += chunk
                 trainer.step.assign(step)
@@ -183,15 +215,20 @@ def train_and_evaluate(cfg: Config) -> dict:
                     logs.update(trainer.collect_train_logs())
                     logs["steps_per_sec"] = interval_steps / elapsed
                 if step % cfg.eval.every_steps == 0 or step == cfg.train.steps:
-                    logs.update(trainer.evaluate(held_out))
+                    logs.update(trainer.evaluate(held_out, eval_batches))
                 if logs:
                     run_log.write(step, logs)
                     last_logs.update(logs)
-                if (step % cfg.checkpoint.every_steps == 0 or step == cfg.train.steps
-                        or signals.exit_code is not None):
+                if (
+                    step % cfg.checkpoint.every_steps == 0
+                    or step == cfg.train.steps
+                    or signals.exit_code is not None
+                ):
                     if not trainer.weights_finite():
-                        raise Diverged(f"training diverged by step {step}: the model weights are "
-                                       f"not finite; last good checkpoint: {_name(last_saved)}")
+                        raise Diverged(
+                            f"training diverged by step {step}: the model weights are "
+                            f"not finite; last good checkpoint: {_name(last_saved)}"
+                        )
                     keeper.save(step)
                     last_saved = step
                 if signals.exit_code is not None:
@@ -200,8 +237,13 @@ def train_and_evaluate(cfg: Config) -> dict:
                     interval_start, interval_steps = time.perf_counter(), 0
     finally:
         run_log.close()
-    result = {"step": step, **last_logs, "tracing_count": trainer.tracing_count,
-              "weights_sha256": trainer.weights_digest(), "chief": cluster.is_chief}
+    result = {
+        "step": step,
+        **last_logs,
+        "tracing_count": trainer.tracing_count,
+        "weights_sha256": trainer.weights_digest(),
+        "chief": cluster.is_chief,
+    }
     if cluster.is_chief:
         write_json(os.path.join(run_dir, "final_metrics.json"), result)
     return result

@@ -1,0 +1,540 @@
+"""Benchmark: steps/s of this project's training command against Keras' own `model.fit`.
+
+Every section takes ~7 min on 2 CPU cores (3 rounds); `key=value` overrides apply to every run:
+
+    python -m {{ cookiecutter.package_name }}.bench
+    python -m {{ cookiecutter.package_name }}.bench --sections fit --rounds 5 --json bench.json
+    python -m {{ cookiecutter.package_name }}.bench train.batch_size=256
+
+Sections; each alternates its variants (in a rotating order) for `--rounds` rounds and reports
+the median, min and max steps/s:
+
+* `fit`: the training command (`train_and_evaluate`, with logging, evaluation and checkpoints at
+  their configured cadences, into a temporary run_dir) against `model.fit` on the same model,
+  loss, optimizer, metric, batch and tf.data pipeline, compiled with `steps_per_execution` 1, 8
+  and 32 (`jit_compile=False`, like the loop's default; see `xla`). `ratio` = loop / best fit.
+* `steps_per_execution`: the training command at several `train.steps_per_execution` (a chunk
+  also ends at every log, evaluation and checkpoint step, so values above
+  `train.log_every_steps` change nothing).
+* `precision`: the loop under each precision policy on a wide preset where matmuls dominate.
+* `checkpoint`: the loop with checkpoints at the configured cadence and at a fifth of it,
+  against checkpoints effectively off (only the final one is written).
+* `input`: the loop's compiled steps on the real pipeline against one constant batch repeated.
+* `xla`: the loop (on one device) and `model.fit` (steps_per_execution 32) without and with XLA.
+
+How steps/s is taken, the same rule for the loop and for `fit`: the steps after a warm-up
+(`warmup_steps`, 500 by default: past the tracing and the first log line, evaluation and
+checkpoint, which cost once per run), over the wall time from the end of the first compiled
+call past the warm-up to the end of training (the loop: its run log closed after the final
+evaluation and checkpoint; `fit`: its last compiled call), before either tears down its
+iterators. The loop's time includes every log line, evaluation and checkpoint in it; `fit`
+evaluates and saves nothing.
+`precision` instead reads the loop's own `metrics.jsonl` `steps_per_sec` (time inside compiled
+steps, first interval dropped), so one ~50 MB checkpoint of the wide model does not blur the
+comparison of arithmetic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+SECTIONS = ("fit", "steps_per_execution", "precision", "checkpoint", "input", "xla")
+FIT_STEPS_PER_EXECUTION = (1, 8, 32)
+LOOP_STEPS_PER_EXECUTION = (1, 10, 25, 100)
+PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+# Applied before the command line's overrides, so those still win.
+PRECISION_PRESET = ("model.hidden_units=1024", "train.batch_size=256")
+CHECKPOINTS_OFF = 10**9
+
+
+# -- what it runs on -----------------------------------------------------------------------------
+def cpu_info() -> dict:
+    """CPU model, core count and whether it has AVX512-BF16 (None: unknown, not Linux)."""
+    info = {
+        "model": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "avx512_bf16": None,
+    }
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            for line in file:
+                key, _, value = (part.strip() for part in line.partition(":"))
+                if key == "model name":
+                    info["model"] = value
+                elif key == "flags":
+                    info["avx512_bf16"] = "avx512_bf16" in value.split()
+                    break  # the first processor describes them all
+    except OSError:
+        pass
+    return info
+
+
+def summary(values: list[float]) -> dict:
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "runs": values,
+    }
+
+
+def alternate(variants: dict, rounds: int) -> dict:
+    """Calls every variant once per round, rotating the order; {name: summary of its rates}."""
+    names, rates = list(variants), {name: [] for name in variants}
+    _reset_keras()
+    for round_index in range(rounds):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            rates[name].append(variants[name]())
+            _reset_keras()
+    return {name: summary(values) for name, values in rates.items()}
+
+
+def _reset_keras() -> None:
+    """Between runs: float32, fresh Keras state, and the survivors of earlier runs frozen, so a
+    full garbage collection inside a later run does not walk them (it cost up to 2 s here)."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    keras.backend.clear_session(free_memory=False)
+    gc.collect()
+    gc.freeze()
+
+
+def warmup_steps(cfg) -> int:
+    """Steps left out of every timing: the longest of the cadences (log, eval, checkpoint)
+    that fire in the first half of the run, 500 by default. By then the train and eval steps
+    are traced and a first log line, evaluation and checkpoint are written; what those cost
+    once per run is not a rate. The clock starts at the end of the first compiled call past it."""
+    cadences = (cfg.train.log_every_steps, cfg.eval.every_steps, cfg.checkpoint.every_steps)
+    return max((every for every in cadences if every <= cfg.train.steps // 2), default=0)
+
+
+def rate_after(warmup: int, call_ends: list[tuple[int, float]], end: tuple[int, float]) -> float:
+    """Steps/s from the end of the first call past `warmup` steps to `end` ((step, time))."""
+    start_step, start = next((step, at) for step, at in call_ends if step > warmup)
+    return (end[0] - start_step) / (end[1] - start)
+
+
+# -- the two things measured ---------------------------------------------------------------------
+class Bench:
+    """Builds the configs of every run from the command line's overrides and times the runs."""
+
+    def __init__(self, overrides: list[str], steps: int | None):
+        from .config import load_config
+
+        self.overrides = list(overrides)
+        self.base = load_config(self.overrides)  # a bad override fails here, before any run
+        self.steps = steps or self.base.train.steps
+
+    def config(self, *extra: str, steps: int | None = None, first: tuple[str, ...] = ()):
+        from .config import load_config
+
+        return load_config(
+            [
+                *first,
+                *self.overrides,
+                *extra,
+                f"train.steps={steps or self.steps}",
+                "run_dir=unused",
+            ]
+        )
+
+    def loop(self, cfg) -> dict:
+        """Runs the training command once into a temporary run_dir; its two rates."""
+        from unittest import mock
+
+        from .loop import controller
+        from .loop.logs import RunLog, read_metrics
+
+        call_ends, closed = [], []
+
+        class ClockedRunLog(RunLog):
+            def advance(self, steps):
+                super().advance(steps)
+                done = steps + (call_ends[-1][0] if call_ends else 0)
+                call_ends.append((done, time.perf_counter()))
+
+            def close(self):  # after the final evaluation and checkpoint
+                super().close()
+                # Also runs when training raised: never hide that error behind our own.
+                closed.append((call_ends[-1][0] if call_ends else 0, time.perf_counter()))
+
+        with tempfile.TemporaryDirectory(prefix="bench-") as run_dir:
+            cfg.run_dir = run_dir
+            # stderr to a buffer: no progress bar between the table's lines.
+            with (
+                mock.patch.object(controller, "RunLog", ClockedRunLog),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
+                controller.train_and_evaluate(cfg)
+            records = read_metrics(run_dir)
+        intervals = [r["steps_per_sec"] for r in records if "steps_per_sec" in r][1:]
+        return {
+            "wall": rate_after(warmup_steps(cfg), call_ends, closed[0]),
+            "compute": statistics.median(intervals) if intervals else float("nan"),
+        }
+
+    def wall(self, *extra: str) -> float:
+        """The training command's steps/s with `extra` overrides (the rate every section uses)."""
+        return self.loop(self.config(*extra))["wall"]
+
+    def fit(self, cfg, steps_per_execution: int, jit_compile: bool = False) -> float:
+        """`model.fit` on the loop's model, loss, optimizer, metric and pipeline; its steps/s.
+
+        One optimizer at `optimizer.learning_rate` (fit has no `head_learning_rate`), on one
+        device whatever `distribute` says: Keras 3.15's fit under a MirroredStrategy failed
+        here ("You must feed a value for placeholder tensor", keras-team/keras#19246).
+        """
+        import keras
+
+        from .components.losses import HuberLoss
+        from .components.metrics import StreamingMAE
+        from .data import load_arrays, train_dataset
+        from .loop.trainer import OPTIMIZER_CLASSES, build_model
+
+        class Clock(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.call_ends = []
+
+            def on_train_batch_end(self, batch, logs=None):  # once per compiled call
+                self.call_ends.append(
+                    ((len(self.call_ends) + 1) * steps_per_execution, time.perf_counter())
+                )
+
+        keras.utils.set_random_seed(cfg.seed)
+        keras.mixed_precision.set_global_policy(cfg.precision.policy)
+        arrays = load_arrays(
+            cfg.data.input_dim,
+            cfg.data.train_size,
+            cfg.data.test_size,
+            cfg.data.label_noise,
+            cfg.seed,
+            cfg.data.path,
+        )
+        model = build_model(cfg)
+        optimizer = OPTIMIZER_CLASSES[cfg.optimizer.name](
+            learning_rate=cfg.optimizer.learning_rate, global_clipnorm=cfg.train.clip_norm or None
+        )
+        model.compile(
+            optimizer=optimizer,
+            loss=HuberLoss(cfg.loss.huber_threshold),
+            metrics=[StreamingMAE()],
+            steps_per_execution=steps_per_execution,
+            jit_compile=jit_compile,
+        )  # mixed_float16: compile adds loss scaling
+        warmup = warmup_steps(cfg)
+        calls = max(warmup // steps_per_execution + 2, -(-cfg.train.steps // steps_per_execution))
+        clock = Clock()
+        model.fit(
+            train_dataset(arrays.x_train, arrays.y_train, cfg.train.batch_size, cfg.seed),
+            epochs=1,
+            steps_per_epoch=calls * steps_per_execution,
+            verbose=0,
+            callbacks=[clock],
+        )
+        return rate_after(warmup, clock.call_ends, clock.call_ends[-1])
+
+    def steps_on(self, cfg, constant: bool) -> float:
+        """The loop's compiled steps alone, `train.steps_per_execution` per call, on the real
+        pipeline or on its first batch repeated; steps/s after the first call."""
+        import tensorflow as tf
+
+        from .data import load_arrays, train_dataset
+        from .loop.cluster import make_cluster
+        from .loop.trainer import Trainer
+
+        arrays = load_arrays(
+            cfg.data.input_dim,
+            cfg.data.train_size,
+            cfg.data.test_size,
+            cfg.data.label_noise,
+            cfg.seed,
+            cfg.data.path,
+        )
+        cluster = make_cluster(cfg.distribute)
+        trainer = Trainer(cfg, cluster, arrays.x_train)
+        dataset = train_dataset(arrays.x_train, arrays.y_train, cfg.train.batch_size, cfg.seed)
+        if constant:
+            dataset = tf.data.Dataset.from_tensors(next(iter(dataset))).repeat()
+        iterator = iter(cluster.strategy.experimental_distribute_dataset(dataset))
+        chunk = tf.constant(cfg.train.steps_per_execution, tf.int32)
+        calls = max(2, -(-cfg.train.steps // cfg.train.steps_per_execution))
+        int(trainer.train_steps(iterator, chunk))
+        start = time.perf_counter()
+        for _ in range(calls - 1):
+            int(trainer.train_steps(iterator, chunk))
+        return (calls - 1) * cfg.train.steps_per_execution / (time.perf_counter() - start)
+
+
+# -- the sections --------------------------------------------------------------------------------
+def section_fit(bench: Bench, rounds: int) -> dict:
+    compute = []
+
+    def loop():
+        rates = bench.loop(bench.config())
+        compute.append(rates["compute"])
+        return rates["wall"]
+
+    variants = {"loop": loop}
+    for spe in FIT_STEPS_PER_EXECUTION:
+        variants[f"fit_spe{spe}"] = lambda spe=spe: bench.fit(bench.config(), spe)
+    result = alternate(variants, rounds)
+    best = max(
+        (name for name in result if name.startswith("fit")), key=lambda name: result[name]["median"]
+    )
+    result["loop_compute_only"] = summary(compute)
+    result["best_fit"] = best
+    result["ratio"] = result["loop"]["median"] / result[best]["median"]
+    return result
+
+
+def section_steps_per_execution(bench: Bench, rounds: int) -> dict:
+    result = alternate(
+        {
+            f"spe{k}": lambda k=k: bench.wall(f"train.steps_per_execution={k}")
+            for k in LOOP_STEPS_PER_EXECUTION
+        },
+        rounds,
+    )
+    result["fastest"] = max(result, key=lambda name: result[name]["median"])
+    return result
+
+
+def section_precision(bench: Bench, rounds: int, steps: int) -> dict:
+    from .config import ConfigError
+
+    variants, unsupported = {}, {}
+    for policy in PRECISION_POLICIES:
+        try:
+            bench.config(f"precision={policy}", first=PRECISION_PRESET)
+        except ConfigError as error:
+            unsupported[policy] = str(error)
+            continue
+        variants[policy] = lambda policy=policy: bench.loop(
+            bench.config(f"precision={policy}", steps=steps, first=PRECISION_PRESET)
+        )["compute"]
+    result = alternate(variants, rounds)
+    reference = result.get("float32", {}).get("median")
+    result["ratio_to_float32"] = {
+        policy: result[policy]["median"] / reference for policy in variants if reference
+    }
+    result["preset"] = list(PRECISION_PRESET)
+    result["unsupported"] = unsupported
+    return result
+
+
+def section_checkpoint(bench: Bench, rounds: int) -> dict:
+    configured = bench.base.checkpoint.every_steps
+    cadences = sorted({configured, max(1, configured // 5)}, reverse=True)
+    variants = {"off": lambda: bench.wall(f"checkpoint.every_steps={CHECKPOINTS_OFF}")}
+    for every in cadences:
+        variants[f"every_{every}"] = lambda every=every: bench.wall(
+            f"checkpoint.every_steps={every}"
+        )
+    result = alternate(variants, rounds)
+    off = result["off"]["median"]
+    result["cost_percent"] = {
+        f"every_{every}": 100 * (1 - result[f"every_{every}"]["median"] / off) for every in cadences
+    }
+    return result
+
+
+def section_input(bench: Bench, rounds: int) -> dict:
+    result = alternate(
+        {
+            "pipeline": lambda: bench.steps_on(bench.config(), constant=False),
+            "constant_batch": lambda: bench.steps_on(bench.config(), constant=True),
+        },
+        rounds,
+    )
+    result["ratio"] = result["pipeline"]["median"] / result["constant_batch"]["median"]
+    return result
+
+
+# XLA's loop runs on one device: under a MirroredStrategy over logical CPU devices (the tests'
+# setup) the XLA-compiled step cannot reach the second device's variables.
+ONE_DEVICE = ("distribute=none", "distribute.cpu_devices=0")
+
+
+def section_xla(bench: Bench, rounds: int) -> dict:
+    spe = FIT_STEPS_PER_EXECUTION[-1]
+    result = alternate(
+        {
+            "loop": lambda: bench.wall(*ONE_DEVICE, "train.jit_compile=false"),
+            "loop_xla": lambda: bench.wall(*ONE_DEVICE, "train.jit_compile=true"),
+            f"fit_spe{spe}": lambda: bench.fit(bench.config(), spe, jit_compile=False),
+            f"fit_spe{spe}_xla": lambda: bench.fit(bench.config(), spe, jit_compile=True),
+        },
+        rounds,
+    )
+    result["ratio_loop"] = result["loop_xla"]["median"] / result["loop"]["median"]
+    result["ratio_fit"] = result[f"fit_spe{spe}_xla"]["median"] / result[f"fit_spe{spe}"]["median"]
+    return result
+
+
+# -- output --------------------------------------------------------------------------------------
+TITLES = {
+    "fit": "the training command (logs, evaluation, checkpoints on) against model.fit",
+    "steps_per_execution": "the training command per train.steps_per_execution",
+    "precision": "the loop per precision policy, on {preset}",
+    "checkpoint": "the training command with checkpoints against checkpoints off",
+    "input": "the loop's compiled steps on the real pipeline against one constant batch",
+    "xla": "without and with XLA (jit_compile)",
+}
+
+
+def _footer(name: str, section: dict) -> list[str]:
+    if name == "fit":
+        return [f"ratio loop / best fit ({section['best_fit']}): {section['ratio']:.2f}"]
+    if name == "steps_per_execution":
+        return [f"fastest: {section['fastest']}"]
+    if name == "precision":
+        ratios = ", ".join(f"{k} {v:.2f}" for k, v in section["ratio_to_float32"].items())
+        refused = [f"not run: {k} ({v})" for k, v in section["unsupported"].items()]
+        return [f"ratio to float32: {ratios}", *refused]
+    if name == "checkpoint":
+        costs = ", ".join(f"{k} {v:.1f}%" for k, v in section["cost_percent"].items())
+        return [f"cost against off (steps/s lost): {costs}"]
+    if name == "input":
+        return [f"ratio pipeline / constant batch: {section['ratio']:.2f}"]
+    return [
+        f"ratio with / without XLA: loop {section['ratio_loop']:.2f}, "
+        f"fit {section['ratio_fit']:.2f}"
+    ]
+
+
+def table(report: dict) -> str:
+    """The report as text: one block per section, steps/s median / min / max."""
+    cpu, settings = report["cpu"], report["settings"]
+    bf16 = {True: "yes", False: "no", None: "unknown"}[cpu["avx512_bf16"]]
+    lines = [
+        f"CPU: {cpu['model']} ({cpu['cores']} cores, AVX512-BF16: {bf16}); "
+        f"TensorFlow {report['versions']['tensorflow']}, Keras {report['versions']['keras']}; "
+        f"{settings['rounds']} round(s) of {settings['steps']} steps"
+    ]
+    for name in SECTIONS:
+        if name not in report:
+            continue
+        section = report[name]
+        title = TITLES[name].format(preset=" ".join(section.get("preset", [])))
+        lines += [
+            "",
+            f"[{name}] {title}",
+            f"  {'steps/s':30s} {'median':>8s} {'min':>8s} {'max':>8s}",
+        ]
+        lines += [
+            f"  {key:30s} {rate['median']:8.1f} {rate['min']:8.1f} {rate['max']:8.1f}"
+            for key, rate in section.items()
+            if isinstance(rate, dict) and "median" in rate
+        ]
+        lines += [f"  {line}" for line in _footer(name, section)]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__package__}.bench",
+        description="Steps/s of the training command against model.fit, per precision, with "
+        "and without checkpoints, the input pipeline and XLA.",
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="config overrides applied to every run (e.g. train.batch_size=128)",
+    )
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per section (default 3)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="steps per run (default: train.steps of the config)"
+    )
+    parser.add_argument(
+        "--precision-steps",
+        type=int,
+        default=300,
+        help="steps per run of the wide precision preset (default 300)",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the report here")
+    args = parser.parse_args(argv)
+    args.sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"--sections: unknown {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    for flag in ("rounds", "steps", "precision_steps"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            parser.error(f"--{flag.replace('_', '-')}={value}: must be a positive integer")
+    return args
+
+
+def run_sections(bench: Bench, args: argparse.Namespace) -> dict:
+    """The report: what it ran on, then each section asked for, in order."""
+    import keras
+    import tensorflow as tf
+
+    report = {
+        "cpu": cpu_info(),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "settings": {
+            "rounds": args.rounds,
+            "steps": bench.steps,
+            "precision_steps": args.precision_steps,
+            "overrides": bench.overrides,
+        },
+    }
+    runners = {
+        "fit": lambda: section_fit(bench, args.rounds),
+        "steps_per_execution": lambda: section_steps_per_execution(bench, args.rounds),
+        "precision": lambda: section_precision(bench, args.rounds, args.precision_steps),
+        "checkpoint": lambda: section_checkpoint(bench, args.rounds),
+        "input": lambda: section_input(bench, args.rounds),
+        "xla": lambda: section_xla(bench, args.rounds),
+    }
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module="keras")  # fit's notes about its data adapter
+        for name in args.sections:
+            print(f"running {name}...", file=sys.stderr, flush=True)
+            report[name] = runners[name]()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from .config import ConfigError
+    from .errors import EXIT_USAGE, RunError
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        bench = Bench(args.overrides, args.steps)
+        report = run_sections(bench, args)
+    except (ConfigError, RunError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(table(report))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump(report, file, indent=2)
+            file.write("\n")
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""The benchmark runs end to end on tiny settings and reports what the README's table shows."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from {{ cookiecutter.package_name }} import bench
+
+TINY = [
+    "--rounds",
+    "1",
+    "--steps",
+    "20",
+    "--precision-steps",
+    "20",
+    "train.batch_size=32",
+    "train.steps_per_execution=5",
+    "train.log_every_steps=5",
+    "eval.every_steps=10",
+    "checkpoint.every_steps=10",
+    "data.train_size=256",
+    "data.test_size=64",
+    "model.hidden_units=8",
+    "model.num_blocks=1",
+]
+RATE = {"median", "min", "max", "runs"}
+
+
+def run_bench(tmp_path, capsys, sections):
+    path = tmp_path / "bench.json"
+    assert bench.main(["--sections", sections, "--json", str(path), *TINY]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(path.read_text())
+    assert json.loads(out.strip().splitlines()[-1]) == report  # the last line is the JSON
+    assert "ratio loop / best fit" in out or "fit" not in sections
+    return report
+
+
+def test_loop_against_fit_and_the_input_check_report_rates_and_ratios(tmp_path, capsys):
+    report = run_bench(tmp_path, capsys, "fit,input")
+    assert {"model", "cores", "avx512_bf16"} <= set(report["cpu"])
+    assert report["settings"]["steps"] == 20
+    fit = report["fit"]
+    for name in ("loop", "loop_compute_only", "fit_spe1", "fit_spe8", "fit_spe32"):
+        assert set(fit[name]) == RATE and fit[name]["median"] > 0, name
+    assert fit["best_fit"] in ("fit_spe1", "fit_spe8", "fit_spe32")
+    assert fit["ratio"] == pytest.approx(fit["loop"]["median"] / fit[fit["best_fit"]]["median"])
+    assert set(report["input"]) == {"pipeline", "constant_batch", "ratio"}
+    assert "precision" not in report
+
+
+@pytest.mark.slow
+def test_every_section_reports(tmp_path, capsys):
+    report = run_bench(tmp_path, capsys, ",".join(bench.SECTIONS))
+    precision = report["precision"]
+    assert precision["ratio_to_float32"]["float32"] == 1.0
+    assert set(precision["ratio_to_float32"]) == set(bench.PRECISION_POLICIES)
+    spe_names = {f"spe{k}" for k in bench.LOOP_STEPS_PER_EXECUTION}
+    assert spe_names < set(report["steps_per_execution"])
+    assert report["steps_per_execution"]["fastest"] in spe_names
+    checkpoint = report["checkpoint"]
+    assert set(checkpoint["cost_percent"]) == {"every_10", "every_2"}
+    assert set(checkpoint["off"]) == RATE
+    xla = report["xla"]
+    assert {"loop", "loop_xla", "fit_spe32", "fit_spe32_xla"} <= set(xla)
+    assert xla["ratio_loop"] > 0 and xla["ratio_fit"] > 0
+
+
+def test_help_and_bad_arguments_never_start_tensorflow():
+    code = (
+        f"import sys, {bench.__name__} as b\n"
+        "assert 'tensorflow' not in sys.modules\n"
+        "try:\n    b.main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "assert b.main(['train.batch_size=-1']) == 2\n"
+        "assert 'tensorflow' not in sys.modules, 'imported TensorFlow'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "train.batch_size=-1: must be a positive integer" in result.stderr
+
+
+def test_unknown_section_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--sections", "fit,speed"])
+    assert exit_info.value.code == 2
+    assert "unknown speed" in capsys.readouterr().err
