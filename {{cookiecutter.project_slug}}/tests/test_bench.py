@@ -38,6 +38,7 @@ def run_bench(tmp_path, capsys, sections):
     return report
 
 
+@pytest.mark.slow  # several model.fit and training runs, even on tiny settings
 def test_loop_against_fit_and_the_input_check_report_rates_and_ratios(tmp_path, capsys):
     report = run_bench(tmp_path, capsys, "fit,input")
     assert {"model", "cores", "avx512_bf16"} <= set(report["cpu"])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
 import {{ cookiecutter.package_name }} as package
 from {{ cookiecutter.package_name }}.components.losses import HuberLoss
@@ -26,6 +27,7 @@ np.save(sys.argv[3], keras.ops.convert_to_numpy(model(np.load(sys.argv[2]))))
 """
 
 
+@pytest.mark.slow  # a fresh Python process pays TensorFlow's start-up
 def test_saved_model_reloads_in_a_fresh_process_with_identical_outputs(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 8)).astype(np.float32)
