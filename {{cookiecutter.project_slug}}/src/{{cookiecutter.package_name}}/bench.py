@@ -201,7 +201,7 @@ class Bench:
 
         from .components.losses import HuberLoss
         from .components.metrics import StreamingMAE
-        from .data import load_arrays, train_dataset
+        from .data import arrays_for, train_dataset
         from .loop.trainer import OPTIMIZER_CLASSES, build_model
 
         class Clock(keras.callbacks.Callback):
@@ -216,14 +216,7 @@ class Bench:
 
         keras.utils.set_random_seed(cfg.seed)
         keras.mixed_precision.set_global_policy(cfg.precision.policy)
-        arrays = load_arrays(
-            cfg.data.input_dim,
-            cfg.data.train_size,
-            cfg.data.test_size,
-            cfg.data.label_noise,
-            cfg.seed,
-            cfg.data.path,
-        )
+        arrays = arrays_for(cfg)
         model = build_model(cfg)
         optimizer = OPTIMIZER_CLASSES[cfg.optimizer.name](
             learning_rate=cfg.optimizer.learning_rate, global_clipnorm=cfg.train.clip_norm or None
@@ -252,18 +245,11 @@ class Bench:
         pipeline or on its first batch repeated; steps/s after the first call."""
         import tensorflow as tf
 
-        from .data import load_arrays, train_dataset
+        from .data import arrays_for, train_dataset
         from .loop.cluster import make_cluster
         from .loop.trainer import Trainer
 
-        arrays = load_arrays(
-            cfg.data.input_dim,
-            cfg.data.train_size,
-            cfg.data.test_size,
-            cfg.data.label_noise,
-            cfg.seed,
-            cfg.data.path,
-        )
+        arrays = arrays_for(cfg)
         cluster = make_cluster(cfg.distribute)
         trainer = Trainer(cfg, cluster, arrays.x_train)
         dataset = train_dataset(arrays.x_train, arrays.y_train, cfg.train.batch_size, cfg.seed)

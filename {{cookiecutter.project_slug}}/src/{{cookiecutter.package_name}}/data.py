@@ -58,6 +58,14 @@ def load_arrays(
     return Arrays(x_train, y_train, x_test, y_test)
 
 
+def arrays_for(cfg) -> Arrays:
+    """The arrays a run's config asks for (`cfg.data` and `cfg.seed`)."""
+    data = cfg.data
+    return load_arrays(
+        data.input_dim, data.train_size, data.test_size, data.label_noise, cfg.seed, data.path
+    )
+
+
 def _load_npz(path: str) -> Arrays:
     if not os.path.isfile(path):
         raise RunError(

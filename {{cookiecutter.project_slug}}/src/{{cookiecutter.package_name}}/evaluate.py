@@ -17,21 +17,14 @@ from .config import Config, saved_run_config
 
 def restore_run(cfg: Config):
     """Builds the run's trainer under `cfg.distribute` and restores its newest checkpoint."""
-    from .data import load_arrays
+    from .data import arrays_for
     from .errors import RunError
     from .loop.checkpoints import CheckpointKeeper
     from .loop.cluster import make_cluster
     from .loop.trainer import Trainer
 
     cfg = saved_run_config(cfg)
-    arrays = load_arrays(
-        cfg.data.input_dim,
-        cfg.data.train_size,
-        cfg.data.test_size,
-        cfg.data.label_noise,
-        cfg.seed,
-        cfg.data.path,
-    )
+    arrays = arrays_for(cfg)
     cluster = make_cluster(cfg.distribute)
     trainer = Trainer(cfg, cluster, arrays.x_train)
     keeper = CheckpointKeeper(

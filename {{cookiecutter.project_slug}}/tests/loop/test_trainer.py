@@ -3,15 +3,13 @@
 import numpy as np
 import tensorflow as tf
 
-from {{ cookiecutter.package_name }}.data import load_arrays, train_dataset
+from {{ cookiecutter.package_name }}.data import arrays_for, train_dataset
 from {{ cookiecutter.package_name }}.loop.cluster import make_cluster
 from {{ cookiecutter.package_name }}.loop.trainer import Trainer
 
 
 def trainer_and_batches(cfg):
-    data = load_arrays(
-        cfg.data.input_dim, cfg.data.train_size, cfg.data.test_size, cfg.data.label_noise, cfg.seed
-    )
+    data = arrays_for(cfg)
     cluster = make_cluster(cfg.distribute)
     trainer = Trainer(cfg, cluster, data.x_train)
     dataset = train_dataset(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed)

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from .. import __version__
 from ..config import Config, to_dict
-from ..data import eval_dataset, load_arrays, train_dataset
+from ..data import arrays_for, eval_dataset, train_dataset
 from ..errors import EXIT_SIGINT, EXIT_SIGTERM, Diverged, RunError
 from .checkpoints import CheckpointKeeper, has_checkpoints
 from .cluster import Cluster, make_cluster
@@ -162,14 +162,7 @@ def train_and_evaluate(cfg: Config) -> dict:
     if has_checkpoints(checkpoint_dir):
         check_same_identity(run_dir, cfg)
 
-    arrays = load_arrays(
-        cfg.data.input_dim,
-        cfg.data.train_size,
-        cfg.data.test_size,
-        cfg.data.label_noise,
-        cfg.seed,
-        cfg.data.path,
-    )
+    arrays = arrays_for(cfg)
     trainer = Trainer(cfg, cluster, arrays.x_train)
     keeper = CheckpointKeeper(
         trainer.checkpoint, checkpoint_dir, cfg.checkpoint.max_to_keep, cluster.is_chief
