@@ -95,3 +95,9 @@ def test_config_checks_do_not_import_tensorflow():
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     ).stdout
     assert out.strip() == "False"
+
+
+def test_automatic_log_cadence_gives_a_short_run_ten_lines():
+    assert load_config(["train.steps=60"]).train.log_every_steps == 6
+    assert load_config([]).train.log_every_steps == 100
+    assert load_config(["train.steps=60", "train.log_every_steps=7"]).train.log_every_steps == 7

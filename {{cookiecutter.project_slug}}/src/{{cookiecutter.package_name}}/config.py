@@ -45,7 +45,9 @@ class TrainConfig:
     # than 25 on 2 CPU cores (the `bench` module's steps_per_execution section).
     steps_per_execution: int = 100
     # One metrics.jsonl line and TensorBoard point; each costs ~3 ms of Python between calls.
-    log_every_steps: int = 100
+    # 0 (auto): every 100 steps, or every steps / 10 in a run shorter than 1000 steps, so even a
+    # short run draws its curve.
+    log_every_steps: int = 0
     # Clip gradients to this global norm before they are applied; 0 turns clipping off.
     clip_norm: float = 0.0
     jit_compile: bool = False
@@ -129,13 +131,13 @@ class Config:
 
 ConfigStore.instance().store(name="base", node=Config)
 
+AUTO_LOG_EVERY_STEPS = 100
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 
 _POSITIVE = (
     "train.steps",
     "train.batch_size",
     "train.steps_per_execution",
-    "train.log_every_steps",
     "checkpoint.every_steps",
     "checkpoint.max_to_keep",
     "eval.every_steps",
@@ -148,6 +150,7 @@ _POSITIVE = (
     "loss.huber_threshold",
 )
 _NON_NEGATIVE = (
+    "train.log_every_steps",
     "train.clip_norm",
     "optimizer.head_learning_rate",
     "data.label_noise",
@@ -185,6 +188,8 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"{key}={_get(cfg, key)}: must be one of {', '.join(allowed)}")
     if not cfg.run_dir.strip():
         raise ConfigError("run_dir='': must name a directory")
+    if not cfg.train.log_every_steps:
+        cfg.train.log_every_steps = max(1, min(AUTO_LOG_EVERY_STEPS, cfg.train.steps // 10))
     reason = unsupported_reason(cfg.distribute.strategy, cfg.precision.policy)
     if reason:
         raise ConfigError(
