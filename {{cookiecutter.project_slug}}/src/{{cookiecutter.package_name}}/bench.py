@@ -1,6 +1,6 @@
 """Benchmark: steps/s of this project's training command against Keras' own `model.fit`.
 
-Every section takes ~7 min on 2 CPU cores (3 rounds); `key=value` overrides apply to every run:
+All sections take 7-9 min on 2 CPU cores (3 rounds); `key=value` overrides apply to every run:
 
     python -m {{ cookiecutter.package_name }}.bench
     python -m {{ cookiecutter.package_name }}.bench --sections fit --rounds 5 --json bench.json
