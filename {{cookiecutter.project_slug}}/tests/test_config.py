@@ -101,3 +101,9 @@ def test_automatic_log_cadence_gives_a_short_run_ten_lines():
     assert load_config(["train.steps=60"]).train.log_every_steps == 6
     assert load_config([]).train.log_every_steps == 100
     assert load_config(["train.steps=60", "train.log_every_steps=7"]).train.log_every_steps == 7
+
+
+def test_xla_on_logical_cpu_replicas_is_refused_in_one_line():
+    overrides = ["train.jit_compile=true", "distribute=mirrored", "distribute.cpu_devices=2"]
+    with pytest.raises(ConfigError, match="XLA cannot run replicas on logical CPU devices"):
+        load_config(overrides)

@@ -201,6 +201,11 @@ def validate(cfg: Config) -> Config:
             f"distribute.cpu_devices={cfg.distribute.cpu_devices}: only used by distribute=mirrored"
             f" (got distribute={cfg.distribute.strategy})"
         )
+    if cfg.train.jit_compile and cfg.distribute.cpu_devices:
+        raise ConfigError(
+            f"train.jit_compile=true with distribute.cpu_devices={cfg.distribute.cpu_devices}: "
+            "XLA cannot run replicas on logical CPU devices; use one device or GPUs"
+        )
     if cfg.optimizer.head_learning_rate and cfg.precision.policy == "mixed_float16":
         raise ConfigError(
             f"optimizer.head_learning_rate={cfg.optimizer.head_learning_rate}: a second optimizer"
