@@ -49,6 +49,15 @@ def make_config(tmp_path):
     return make
 
 
+@pytest.fixture
+def mixed_bfloat16():
+    """Layers built inside the test compute in bfloat16 and keep float32 variables."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    yield
+    keras.config.set_dtype_policy(previous)
+
+
 @pytest.fixture(autouse=True)
 def fresh_keras_state():
     """Each test starts from the float32 policy and Keras' default names."""

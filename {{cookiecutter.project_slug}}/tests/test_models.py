@@ -22,14 +22,6 @@ def smooth_task(size, seed):
     return x, (np.sin(2 * x @ w) + 0.5 * (x @ v) ** 2).astype(np.float32)[:, None]
 
 
-@pytest.fixture
-def mixed_bfloat16():
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    yield
-    keras.config.set_dtype_policy(previous)
-
-
 def test_model_outputs_one_float32_prediction_per_sample():
     outputs = make_model(output_units=2)(INPUTS)
     assert tuple(outputs.shape) == (16, 2)

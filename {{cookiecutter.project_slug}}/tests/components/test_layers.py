@@ -46,14 +46,6 @@ def harness():
     return TestCase()
 
 
-@pytest.fixture
-def mixed_bfloat16():
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    yield
-    keras.config.set_dtype_policy(previous)
-
-
 def test_custom_dense_passes_keras_layer_harness(harness):
     harness.run_layer_test(
         CustomDense,
