@@ -46,7 +46,7 @@ def evaluate(cfg: Config) -> dict:
 
     cfg, cluster, trainer, arrays, step = restore_run(cfg)
     held_out = cluster.strategy.experimental_distribute_dataset(
-        eval_dataset(arrays.x_test, arrays.y_test, cfg.train.batch_size)
+        eval_dataset(arrays.x_test, arrays.y_test, cfg.eval.batch_size)
     )
     result = {"step": step, **trainer.evaluate(held_out), "num_examples": len(arrays.x_test)}
     write_json(os.path.join(cfg.run_dir, "eval.json"), result)

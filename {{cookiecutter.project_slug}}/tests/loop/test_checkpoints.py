@@ -1,5 +1,6 @@
 """What a run guarantees about its checkpoints when things go wrong."""
 
+import glob
 import logging
 import os
 
@@ -15,6 +16,11 @@ def ckpt(tmp_path, step):
     return str(tmp_path / "run" / "checkpoints" / f"ckpt-{step}")
 
 
+def data_shard(prefix):
+    """The first data file of a checkpoint (a save writes one per device group)."""
+    return sorted(glob.glob(prefix + ".data-*"))[0]
+
+
 def truncate(path):
     with open(path, "r+b") as file:
         file.truncate(os.path.getsize(path) // 2)
@@ -24,7 +30,7 @@ def test_truncated_newest_checkpoint_is_named_and_the_previous_one_used(
     make_config, tmp_path, caplog
 ):
     train_and_evaluate(make_config())
-    truncate(ckpt(tmp_path, 40) + ".data-00000-of-00001")
+    truncate(data_shard(ckpt(tmp_path, 40)))
     with caplog.at_level(logging.WARNING):
         result = train_and_evaluate(make_config("train.steps=60"))
     assert "ckpt-40 is damaged" in caplog.text
@@ -35,7 +41,7 @@ def test_garbage_index_and_missing_shard_are_detected(make_config, tmp_path):
     train_and_evaluate(make_config())
     with open(ckpt(tmp_path, 40) + ".index", "wb") as file:
         file.write(b"not an index")
-    os.remove(ckpt(tmp_path, 20) + ".data-00000-of-00001")
+    os.remove(data_shard(ckpt(tmp_path, 20)))
     assert unreadable_reason(ckpt(tmp_path, 40))
     assert unreadable_reason(ckpt(tmp_path, 20))
 
@@ -43,7 +49,7 @@ def test_garbage_index_and_missing_shard_are_detected(make_config, tmp_path):
 def test_no_readable_checkpoint_stops_instead_of_starting_over(make_config, tmp_path):
     train_and_evaluate(make_config())
     for step in (20, 40):
-        truncate(ckpt(tmp_path, step) + ".data-00000-of-00001")
+        truncate(data_shard(ckpt(tmp_path, step)))
     with pytest.raises(RunError, match="no readable checkpoint"):
         train_and_evaluate(make_config("train.steps=60"))
     result = train_and_evaluate(make_config("train.steps=60", "checkpoint.allow_fresh_start=true"))
@@ -70,3 +76,15 @@ def test_unwritable_run_dir_is_one_clear_error(make_config, tmp_path):
     blocker.write_text("a file, not a directory")
     with pytest.raises(RunError, match="not writable"):
         train_and_evaluate(make_config(run_dir=blocker / "run"))
+
+
+def test_resumed_run_deletes_the_files_of_checkpoints_beyond_max_to_keep(make_config, tmp_path):
+    train_and_evaluate(make_config("train.steps=60", "checkpoint.max_to_keep=2"))
+    train_and_evaluate(make_config("train.steps=100", "checkpoint.max_to_keep=2"))
+    directory = str(tmp_path / "run" / "checkpoints")
+    on_disk = {os.path.basename(p).split(".")[0] for p in glob.glob(f"{directory}/ckpt-*")}
+    assert on_disk == {"ckpt-80", "ckpt-100"}
+    # The pointer file is the one tf.train.CheckpointManager and latest_checkpoint read.
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(), directory, max_to_keep=2)
+    assert [os.path.basename(p) for p in manager.checkpoints] == ["ckpt-80", "ckpt-100"]
+    assert tf.train.latest_checkpoint(directory).endswith("ckpt-100")

@@ -182,7 +182,7 @@ def train_and_evaluate(cfg: Config) -> dict:
         )
     )
     # One iterator for the whole run over the held-out set repeated (see Trainer.evaluate).
-    held_out_data = eval_dataset(arrays.x_test, arrays.y_test, cfg.train.batch_size)
+    held_out_data = eval_dataset(arrays.x_test, arrays.y_test, cfg.eval.batch_size)
     eval_batches = int(held_out_data.cardinality())
     held_out = iter(strategy.experimental_distribute_dataset(held_out_data.repeat()))
     run_log = RunLog(run_dir, cfg.train.steps, step, enabled=cluster.is_chief)

@@ -221,12 +221,23 @@ class Trainer:
         self.eval_metrics["mae"].update_state(targets, predictions)
 
     def _evaluate_pass(self, distributed_dataset):
+        self._reset_eval_metrics()
         for batch in distributed_dataset:
             self.strategy.run(self._replica_eval_step, args=(batch,))
+        return self._eval_results()
 
     def _evaluate_batches(self, iterator, num_batches):
+        self._reset_eval_metrics()
         for _ in tf.range(num_batches):
             self.strategy.run(self._replica_eval_step, args=(next(iterator),))
+        return self._eval_results()
+
+    def _reset_eval_metrics(self):
+        for metric in self.eval_metrics.values():
+            metric.reset_state()
+
+    def _eval_results(self):
+        return tf.stack([tf.cast(m.result(), tf.float32) for m in self.eval_metrics.values()])
 
     def evaluate(self, held_out, num_batches: int | None = None) -> dict[str, float]:
         """Held-out loss and metrics over the whole dataset (exact over a short last batch).
@@ -234,29 +245,32 @@ class Trainer:
         `held_out` is a distributed dataset, iterated once; or, with `num_batches`, an iterator
         over that dataset repeated, of which one pass takes exactly `num_batches` batches. The
         loop evaluates the second way: a new iterator per pass cost ~35 ms on 2 cores, several
-        times the pass itself.
+        times the pass itself. Resetting, the pass and reading the results are one compiled call.
         """
-        for metric in self.eval_metrics.values():
-            metric.reset_state()
         if num_batches is None:
-            self.evaluate_pass(held_out)
+            values = self.evaluate_pass(held_out)
         else:
-            self.evaluate_batches(held_out, tf.constant(num_batches, tf.int32))
-        return {f"eval_{name}": float(m.result()) for name, m in self.eval_metrics.items()}
+            values = self.evaluate_batches(held_out, tf.constant(num_batches, tf.int32))
+        names = [f"eval_{name}" for name in self.eval_metrics]
+        return dict(zip(names, values.numpy().tolist()))
 
     # -- logs ----------------------------------------------------------------------------------
+    def _logged_metrics(self) -> list:
+        return list(self.train_metrics.values()) + list(self.model.metrics)
+
     def _read_and_reset_train_metrics(self):
-        metrics = list(self.train_metrics.values()) + list(self.model.metrics)
-        results = {metric.name: metric.result() for metric in metrics}
+        metrics = self._logged_metrics()
+        values = [metric.result() for metric in metrics]
+        values.append(tf.convert_to_tensor(self.optimizers[0].learning_rate))
         for metric in metrics:  # runs after the reads: tf.function keeps the program order
             metric.reset_state()
-        return results
+        return tf.stack([tf.cast(value, tf.float32) for value in values])
 
     def collect_train_logs(self) -> dict[str, float]:
-        """Means since the last call of every train metric and the model's own; then resets."""
-        logs = {name: float(value) for name, value in self._read_train_metrics().items()}
-        logs["learning_rate"] = float(tf.convert_to_tensor(self.optimizers[0].learning_rate))
-        return logs
+        """Means since the last call of every train metric and the model's own, and the
+        learning rate; then resets the metrics. One compiled call, one tensor read."""
+        names = [metric.name for metric in self._logged_metrics()] + ["learning_rate"]
+        return dict(zip(names, self._read_train_metrics().numpy().tolist()))
 
     def _all_weights_finite(self):
         floats = [v for v in self.model.weights if "float" in str(v.dtype)]
