@@ -48,6 +48,8 @@ def test_loop_against_fit_and_the_input_check_report_rates_and_ratios(tmp_path, 
         assert set(fit[name]) == RATE and fit[name]["median"] > 0, name
     assert fit["best_fit"] in ("fit_spe1", "fit_spe8", "fit_spe32")
     assert fit["ratio"] == pytest.approx(fit["loop"]["median"] / fit[fit["best_fit"]]["median"])
+    compute = fit["loop_compute_only"]["median"]
+    assert fit["overhead_percent"] == pytest.approx(100 * (1 - fit["loop"]["median"] / compute))
     assert set(report["input"]) == {"pipeline", "constant_batch", "ratio"}
     assert "precision" not in report
 

@@ -1,9 +1,9 @@
 """Checkpoints that resume exactly and never leave a run without a good one.
 
 * `run_dir/checkpoints/ckpt-<step>`, written by a traced `tf.train.Checkpoint.write`: the object
-  graph is serialized once, at tracing, so a save costs ~1.5 ms instead of ~13 ms through
-  `tf.train.CheckpointManager` on 2 CPU cores (the `bench` module's checkpoint section). The
-  "latest" pointer (the `checkpoint` file, the format `CheckpointManager` and
+  graph is serialized once, at tracing, so a save of the default model (files, pointer, deletion
+  of the oldest) took 4 ms here, against 14 ms for `tf.train.CheckpointManager.save` (2 CPU
+  cores). The "latest" pointer (the `checkpoint` file, which `CheckpointManager` and
   `tf.train.latest_checkpoint` read) moves only after the data files are complete, by an atomic
   rename: an interrupted save never becomes latest. The last `checkpoint.max_to_keep` stay on
   disk as fallbacks.
