@@ -91,3 +91,13 @@ def test_unknown_section_is_a_usage_error(capsys):
         bench.main(["--sections", "fit,speed"])
     assert exit_info.value.code == 2
     assert "unknown speed" in capsys.readouterr().err
+
+
+def test_logged_rate_is_total_steps_over_total_time_not_a_median_of_rates():
+    records = [
+        {"step": 100, "steps_per_sec": 100.0},  # before `after`: left out
+        {"step": 200, "steps_per_sec": 50.0},  # 100 steps in 2 s
+        {"step": 250, "eval_loss": 0.5},  # no rate: its steps belong to the next line
+        {"step": 300, "steps_per_sec": 100.0},  # 100 steps in 1 s
+    ]
+    assert bench.logged_rate(records, after=100) == pytest.approx(200 / 3)

@@ -29,9 +29,10 @@ call past the warm-up to the end of training (the loop: its run log closed after
 evaluation and checkpoint; `fit`: its last compiled call), before either tears down its
 iterators. The loop's time includes every log line, evaluation and checkpoint in it; `fit`
 evaluates and saves nothing.
-`precision` instead reads the loop's own `metrics.jsonl` `steps_per_sec` (time inside compiled
-steps, first interval dropped), so one ~50 MB checkpoint of the wide model does not blur the
-comparison of arithmetic.
+`loop_compute_only` (in `fit`) and `precision` instead read the loop's own `metrics.jsonl`
+`steps_per_sec` over the same steps (time inside compiled calls only): in `fit` the two loop
+figures give what logs, evaluation and checkpoints cost; in `precision` one ~50 MB checkpoint
+of the wide model does not blur the comparison of arithmetic.
 """
 
 from __future__ import annotations
@@ -127,6 +128,20 @@ def rate_after(warmup: int, call_ends: list[tuple[int, float]], end: tuple[int, 
     return (end[0] - start_step) / (end[1] - start)
 
 
+def logged_rate(records: list[dict], after: int) -> float:
+    """Steps/s inside compiled calls, from the `steps_per_sec` of `metrics.jsonl` lines past step
+    `after`: their steps over their summed times (a median of the lines' rates would read high
+    when a few intervals are slow)."""
+    steps = seconds = 0.0
+    previous = 0
+    for record in records:
+        if "steps_per_sec" in record and record["step"] > after:
+            interval = record["step"] - previous
+            steps, seconds = steps + interval, seconds + interval / record["steps_per_sec"]
+        previous = record["step"] if "steps_per_sec" in record else previous
+    return steps / seconds if seconds else float("nan")
+
+
 # -- the two things measured ---------------------------------------------------------------------
 class Bench:
     """Builds the configs of every run from the command line's overrides and times the runs."""
@@ -180,10 +195,10 @@ class Bench:
             ):
                 controller.train_and_evaluate(cfg)
             records = read_metrics(run_dir)
-        intervals = [r["steps_per_sec"] for r in records if "steps_per_sec" in r][1:]
+        warmup = warmup_steps(cfg)
         return {
-            "wall": rate_after(warmup_steps(cfg), call_ends, closed[0]),
-            "compute": statistics.median(intervals) if intervals else float("nan"),
+            "wall": rate_after(warmup, call_ends, closed[0]),
+            "compute": logged_rate(records, next(step for step, _ in call_ends if step > warmup)),
         }
 
     def wall(self, *extra: str) -> float:
