@@ -1,5 +1,7 @@
 """One loop for every strategy: replicas agree with one device; bad setups fail in one line."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,7 @@ from .test_controller import weights_at
 NO_NOISE = ("model.noise_stddev=0", "train.steps=20", "checkpoint.every_steps=20")
 
 
-def test_two_replicas_match_one_device_after_several_steps(make_config, tmp_path):
+def test_two_replicas_match_one_device_and_run_json_records_them(make_config, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     train_and_evaluate(make_config(*NO_NOISE, run_dir=one))
     result = train_and_evaluate(
@@ -23,14 +25,7 @@ def test_two_replicas_match_one_device_after_several_steps(make_config, tmp_path
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-5, err_msg=name)
     assert result["step"] == 20
-
-
-def test_mirrored_run_records_its_replicas(make_config, tmp_path):
-    import json
-
-    cfg = make_config("train.steps=10", "distribute=mirrored", "distribute.cpu_devices=2")
-    train_and_evaluate(cfg)
-    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    run = json.loads((two / "run.json").read_text())
     assert (run["strategy"], run["num_replicas"], run["num_workers"]) == ("mirrored", 2, 1)
     assert run["per_replica_batch_size"] == 16
 
