@@ -111,7 +111,7 @@ class CheckpointKeeper:
         kept = [entry for entry in self._kept if entry[0] != name] + [(name, time.time())]
         self._record(kept)
         for old, _ in kept[: -self.max_to_keep]:
-            for file in glob.glob(os.path.join(self.directory, f"{old}.*")):
+            for file in glob.glob(glob.escape(os.path.join(self.directory, old)) + ".*"):
                 os.remove(file)
         self._kept = kept[-self.max_to_keep :]
         if len(kept) > self.max_to_keep:
