@@ -1,9 +1,10 @@
 """The inner loop's custom features: gradient changes, two optimizers, extra logged values."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from {{ cookiecutter.package_name }}.data import arrays_for, train_dataset
+from {{ cookiecutter.package_name }}.data import arrays_for, eval_dataset, train_dataset
 from {{ cookiecutter.package_name }}.loop.cluster import make_cluster
 from {{ cookiecutter.package_name }}.loop.trainer import Trainer
 
@@ -52,3 +53,25 @@ def test_logs_hold_the_loss_the_custom_metric_and_the_extra_quantities(make_conf
     assert {"loss", "mae", "grad_norm", "reconstruction_loss", "learning_rate"} <= set(logs)
     assert logs["grad_norm"] > 0 and logs["learning_rate"] == np.float32(0.002)
     assert trainer.collect_train_logs()["mae"] == 0.0  # reset after each collection
+
+
+@pytest.mark.parametrize(
+    "strategy", [(), ("distribute=mirrored", "distribute.cpu_devices=2")], ids=["one", "mirrored"]
+)
+def test_evaluation_is_exact_whatever_the_batch_size_and_the_short_last_batch(
+    make_config, strategy
+):
+    cfg = make_config("data.test_size=50", "model.noise_stddev=0", *strategy)
+    trainer, _ = trainer_and_batches(cfg)
+    data = arrays_for(cfg)
+    predictions = trainer.model(data.x_test, training=False).numpy()
+    expected_mae = np.abs(predictions - data.y_test).mean()
+    strategy = trainer.strategy
+    for batch_size in (7, 50, 512):  # 7: seven full batches and a short one of 1
+        dataset = eval_dataset(data.x_test, data.y_test, batch_size)
+        one_pass = trainer.evaluate(strategy.experimental_distribute_dataset(dataset))
+        repeated = iter(strategy.experimental_distribute_dataset(dataset.repeat()))
+        batches = int(dataset.cardinality())
+        twice = [trainer.evaluate(repeated, batches) for _ in range(2)]
+        assert one_pass["eval_mae"] == pytest.approx(expected_mae, rel=1e-5), batch_size
+        assert twice[0] == twice[1] == pytest.approx(one_pass, rel=1e-6), batch_size
