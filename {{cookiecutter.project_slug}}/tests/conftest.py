@@ -35,6 +35,7 @@ SMALL = [
     "data.train_size=512",
     "data.test_size=96",
     "model.hidden_units=16",
+    "model.num_blocks=1",  # half the variables to trace; test_models covers deeper stacks
 ]
 
 
