@@ -58,9 +58,7 @@ def test_logs_hold_the_loss_the_custom_metric_and_the_extra_quantities(make_conf
 @pytest.mark.parametrize(
     "devices", [(), ("distribute=mirrored", "distribute.cpu_devices=2")], ids=["one", "mirrored"]
 )
-def test_evaluation_is_exact_whatever_the_batch_size_and_the_short_last_batch(
-    make_config, devices
-):
+def test_evaluation_is_exact_whatever_the_batch_size_and_the_short_last_batch(make_config, devices):
     cfg = make_config("data.test_size=50", "model.noise_stddev=0", *devices)
     trainer, _ = trainer_and_batches(cfg)
     data = arrays_for(cfg)
