@@ -41,14 +41,11 @@ def restore_run(cfg: Config):
 
 def evaluate(cfg: Config) -> dict:
     """Held-out metrics of the newest checkpoint; also written to run_dir/eval.json."""
-    from .data import eval_dataset
     from .loop.controller import write_json
 
-    cfg, cluster, trainer, arrays, step = restore_run(cfg)
-    held_out = cluster.strategy.experimental_distribute_dataset(
-        eval_dataset(arrays.x_test, arrays.y_test, cfg.eval.batch_size)
-    )
-    result = {"step": step, **trainer.evaluate(held_out), "num_examples": len(arrays.x_test)}
+    cfg, _, trainer, arrays, step = restore_run(cfg)
+    held_out = trainer.held_out(arrays.x_test, arrays.y_test, cfg.eval.batch_size)
+    result = {"step": step, **trainer.evaluate(*held_out), "num_examples": len(arrays.x_test)}
     write_json(os.path.join(cfg.run_dir, "eval.json"), result)
     print(json.dumps(result))
     return result

@@ -96,17 +96,17 @@ class CheckpointKeeper:
             finally:
                 shutil.rmtree(directory, ignore_errors=True)
             return None
-        os.makedirs(self.directory, exist_ok=True)
-        path = os.path.join(self.directory, f"ckpt-{step}")
-        self._write(tf.constant(path))
-        # Like CheckpointManager: record the new one first, then delete the oldest, then record
-        # again, so a kill at any point leaves a pointer to complete files.
-        if self._kept is None:  # the checkpoints of earlier processes, oldest first
+        if self._kept is None:  # first save: the checkpoints of earlier processes, oldest first
+            os.makedirs(self.directory, exist_ok=True)
             state = tf.train.get_checkpoint_state(self.directory)
             paths = list(state.all_model_checkpoint_paths) if state else []
             times = list(state.all_model_checkpoint_timestamps) if state else []
             times = times if len(times) == len(paths) else [time.time()] * len(paths)
             self._kept = [(os.path.basename(p), t) for p, t in zip(paths, times)]
+        path = os.path.join(self.directory, f"ckpt-{step}")
+        self._write(tf.constant(path))
+        # Like CheckpointManager: record the new one first, then delete the oldest, then record
+        # again, so a kill at any point leaves a pointer to complete files.
         name = os.path.basename(path)
         kept = [entry for entry in self._kept if entry[0] != name] + [(name, time.time())]
         self._record(kept)

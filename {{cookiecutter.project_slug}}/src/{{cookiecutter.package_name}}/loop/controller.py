@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from .. import __version__
 from ..config import Config, to_dict
-from ..data import arrays_for, eval_dataset, train_dataset
+from ..data import arrays_for, train_dataset
 from ..errors import EXIT_SIGINT, EXIT_SIGTERM, Diverged, RunError
 from .checkpoints import CheckpointKeeper, has_checkpoints
 from .cluster import Cluster, make_cluster
@@ -181,10 +181,7 @@ def train_and_evaluate(cfg: Config) -> dict:
             train_dataset(arrays.x_train, arrays.y_train, cfg.train.batch_size, cfg.seed, step)
         )
     )
-    # One iterator for the whole run over the held-out set repeated (see Trainer.evaluate).
-    held_out_data = eval_dataset(arrays.x_test, arrays.y_test, cfg.eval.batch_size)
-    eval_batches = int(held_out_data.cardinality())
-    held_out = iter(strategy.experimental_distribute_dataset(held_out_data.repeat()))
+    held_out, eval_batches = trainer.held_out(arrays.x_test, arrays.y_test, cfg.eval.batch_size)
     run_log = RunLog(run_dir, cfg.train.steps, step, enabled=cluster.is_chief)
     last_saved, last_logs = restored, {}
     try:
@@ -200,7 +197,6 @@ def train_and_evaluate(cfg: Config) -> dict:
                     )
                 step += chunk
                 interval_steps += chunk
-                trainer.step.assign(step)
                 run_log.advance(chunk)
                 logs = {}
                 if step % cfg.train.log_every_steps == 0 or step == cfg.train.steps:
@@ -222,6 +218,7 @@ def train_and_evaluate(cfg: Config) -> dict:
                             f"training diverged by step {step}: the model weights are "
                             f"not finite; last good checkpoint: {_name(last_saved)}"
                         )
+                    trainer.step.assign(step)
                     keeper.save(step)
                     last_saved = step
                 if signals.exit_code is not None:

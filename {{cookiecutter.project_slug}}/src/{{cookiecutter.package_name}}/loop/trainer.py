@@ -23,6 +23,7 @@ import tensorflow as tf
 from ..components.losses import HuberLoss
 from ..components.metrics import StreamingMAE
 from ..config import Config
+from ..data import eval_dataset
 from ..errors import RunError
 from ..models import ResidualRegressor
 from .cluster import Cluster
@@ -109,7 +110,6 @@ class Trainer:
             replica_step = tf.function(replica_step, jit_compile=True)
         self._replica_step = replica_step
         self.train_steps = tf.function(self._train_steps)
-        self.evaluate_pass = tf.function(self._evaluate_pass)
         self.evaluate_batches = tf.function(self._evaluate_batches)
         # Between chunks too, one compiled call instead of an eager op per metric or weight.
         self._read_train_metrics = tf.function(self._read_and_reset_train_metrics)
@@ -220,37 +220,28 @@ class Trainer:
         self.eval_metrics["loss"].update_state(self.loss_fn(targets, predictions))
         self.eval_metrics["mae"].update_state(targets, predictions)
 
-    def _evaluate_pass(self, distributed_dataset):
-        self._reset_eval_metrics()
-        for batch in distributed_dataset:
-            self.strategy.run(self._replica_eval_step, args=(batch,))
-        return self._eval_results()
-
     def _evaluate_batches(self, iterator, num_batches):
-        self._reset_eval_metrics()
-        for _ in tf.range(num_batches):
-            self.strategy.run(self._replica_eval_step, args=(next(iterator),))
-        return self._eval_results()
-
-    def _reset_eval_metrics(self):
         for metric in self.eval_metrics.values():
             metric.reset_state()
-
-    def _eval_results(self):
+        for _ in tf.range(num_batches):
+            self.strategy.run(self._replica_eval_step, args=(next(iterator),))
         return tf.stack([tf.cast(m.result(), tf.float32) for m in self.eval_metrics.values()])
 
-    def evaluate(self, held_out, num_batches: int | None = None) -> dict[str, float]:
-        """Held-out loss and metrics over the whole dataset (exact over a short last batch).
+    def held_out(self, x, y, batch_size: int):
+        """An iterator over the held-out split repeated, and the batches of one pass.
 
-        `held_out` is a distributed dataset, iterated once; or, with `num_batches`, an iterator
-        over that dataset repeated, of which one pass takes exactly `num_batches` batches. The
-        loop evaluates the second way: a new iterator per pass cost ~35 ms on 2 cores, several
-        times the pass itself. Resetting, the pass and reading the results are one compiled call.
+        One iterator serves every evaluation of a run: a new iterator per pass cost ~35 ms on 2
+        cores, several times the pass itself.
         """
-        if num_batches is None:
-            values = self.evaluate_pass(held_out)
-        else:
-            values = self.evaluate_batches(held_out, tf.constant(num_batches, tf.int32))
+        dataset = eval_dataset(x, y, batch_size)
+        iterator = iter(self.strategy.experimental_distribute_dataset(dataset.repeat()))
+        return iterator, int(dataset.cardinality())
+
+    def evaluate(self, iterator, num_batches: int) -> dict[str, float]:
+        """Held-out loss and metrics over the next `num_batches` batches of `iterator` (one
+        pass, from `held_out`; exact over a short last batch). Resetting, the pass and reading
+        the results are one compiled call."""
+        values = self.evaluate_batches(iterator, tf.constant(num_batches, tf.int32))
         names = [f"eval_{name}" for name in self.eval_metrics]
         return dict(zip(names, values.numpy().tolist()))
 
