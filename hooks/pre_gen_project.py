@@ -19,6 +19,7 @@ ANSWERS = json.loads(r"""{
   "description": {{ cookiecutter.description | tojson }},
   "version": {{ cookiecutter.version | tojson }},
   "python_requires": {{ cookiecutter.python_requires | tojson }},
+  "default_task": {{ cookiecutter.default_task | tojson }},
   "distribution_strategy": {{ cookiecutter.distribution_strategy | tojson }},
   "mixed_precision": {{ cookiecutter.mixed_precision | tojson }},
   "unsupported_combinations": {{ cookiecutter._unsupported_combinations | tojson }}
@@ -31,6 +32,7 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 PYTHON = re.compile(r"^3\.(1[0-9]|[2-9][0-9])$")
 STRATEGIES = ("none", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
+TASKS = ("regression", "image_classification")
 
 
 def check_package_name(value):
@@ -72,6 +74,7 @@ CHECKS = {
     "description": check_one_line,
     "version": pattern(VERSION, "a PEP 440 version like 0.1.0"),
     "python_requires": pattern(PYTHON, "a Python version of 3.10 or newer, like 3.11"),
+    "default_task": choice(TASKS),
     "distribution_strategy": choice(STRATEGIES),
     "mixed_precision": choice(PRECISIONS),
 }

@@ -55,7 +55,7 @@ FIT_STEPS_PER_EXECUTION = (1, 8, 32)
 LOOP_STEPS_PER_EXECUTION = (1, 10, 25, 100)
 PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 # Applied before the command line's overrides, so those still win.
-PRECISION_PRESET = ("model.hidden_units=1024", "train.batch_size=256")
+PRECISION_PRESET = ("task.hidden_units=1024", "train.batch_size=256")
 CHECKPOINTS_OFF = 10**9
 
 
@@ -153,11 +153,18 @@ class Bench:
         self.base = load_config(self.overrides)  # a bad override fails here, before any run
         self.steps = steps or self.base.train.steps
 
-    def config(self, *extra: str, steps: int | None = None, first: tuple[str, ...] = ()):
+    def config(
+        self,
+        *extra: str,
+        steps: int | None = None,
+        first: tuple[str, ...] = (),
+        task: str | None = None,
+    ):
         from .config import load_config
 
         return load_config(
             [
+                *([f"task={task}"] if task else []),
                 *first,
                 *self.overrides,
                 *extra,
@@ -201,12 +208,27 @@ class Bench:
             "compute": logged_rate(records, next(step for step, _ in call_ends if step > warmup)),
         }
 
+    def tasks(self, names: str | None) -> list[str]:
+        """The tasks of `--tasks` (checked), or every shipped task."""
+        from hydra.core.config_store import ConfigStore
+
+        from .config import ConfigError
+
+        shipped = sorted(name.removesuffix(".yaml") for name in ConfigStore.instance().list("task"))
+        if names is None:
+            return shipped
+        chosen = [name.strip() for name in names.split(",") if name.strip()]
+        unknown = [name for name in chosen if name not in shipped]
+        if unknown or not chosen:
+            raise ConfigError(f"--tasks={names}: choose from {', '.join(shipped)}")
+        return chosen
+
     def wall(self, *extra: str) -> float:
         """The training command's steps/s with `extra` overrides (the rate every section uses)."""
         return self.loop(self.config(*extra))["wall"]
 
     def fit(self, cfg, steps_per_execution: int, jit_compile: bool = False) -> float:
-        """`model.fit` on the loop's model, loss, optimizer, metric and pipeline; its steps/s.
+        """`model.fit` on the loop's model, loss, optimizer, metrics and pipeline; its steps/s.
 
         One optimizer at `optimizer.learning_rate` (fit has no `head_learning_rate`), on one
         device whatever `distribute` says: Keras 3.15's fit under a MirroredStrategy failed
@@ -214,10 +236,9 @@ class Bench:
         """
         import keras
 
-        from .components.losses import HuberLoss
-        from .components.metrics import StreamingMAE
-        from .data import arrays_for, train_dataset
-        from .loop.trainer import OPTIMIZER_CLASSES, build_model
+        from .data import train_dataset
+        from .loop.trainer import OPTIMIZER_CLASSES
+        from .tasks.base import make_task
 
         class Clock(keras.callbacks.Callback):
             def __init__(self):
@@ -231,15 +252,16 @@ class Bench:
 
         keras.utils.set_random_seed(cfg.seed)
         keras.mixed_precision.set_global_policy(cfg.precision.policy)
-        arrays = arrays_for(cfg)
-        model = build_model(cfg)
+        task = make_task(cfg)
+        arrays = task.arrays(cfg.data.path)
+        model = task.build_model()
         optimizer = OPTIMIZER_CLASSES[cfg.optimizer.name](
             learning_rate=cfg.optimizer.learning_rate, global_clipnorm=cfg.train.clip_norm or None
         )
         model.compile(
             optimizer=optimizer,
-            loss=HuberLoss(cfg.loss.huber_threshold),
-            metrics=[StreamingMAE()],
+            loss=task.build_loss(),
+            metrics=task.build_metrics(),
             steps_per_execution=steps_per_execution,
             jit_compile=jit_compile,
         )  # mixed_float16: compile adds loss scaling
@@ -260,13 +282,15 @@ class Bench:
         pipeline or on its first batch repeated; steps/s after the first call."""
         import tensorflow as tf
 
-        from .data import arrays_for, train_dataset
+        from .data import train_dataset
         from .loop.cluster import make_cluster
         from .loop.trainer import Trainer
+        from .tasks.base import make_task
 
-        arrays = arrays_for(cfg)
+        task = make_task(cfg)
+        arrays = task.arrays(cfg.data.path)
         cluster = make_cluster(cfg.distribute)
-        trainer = Trainer(cfg, cluster, arrays.x_train)
+        trainer = Trainer(cfg, cluster, task, arrays.x_train)
         dataset = train_dataset(arrays.x_train, arrays.y_train, cfg.train.batch_size, cfg.seed)
         if constant:
             dataset = tf.data.Dataset.from_tensors(next(iter(dataset))).repeat()
@@ -281,17 +305,22 @@ class Bench:
 
 
 # -- the sections --------------------------------------------------------------------------------
-def section_fit(bench: Bench, rounds: int) -> dict:
+def section_fit(bench: Bench, rounds: int, tasks: list[str]) -> dict:
+    """The loop against fit on each task of `tasks`: {task: its rates and ratio}."""
+    return {task: _fit_on(bench, rounds, task) for task in tasks}
+
+
+def _fit_on(bench: Bench, rounds: int, task: str) -> dict:
     compute = []
 
     def loop():
-        rates = bench.loop(bench.config())
+        rates = bench.loop(bench.config(task=task))
         compute.append(rates["compute"])
         return rates["wall"]
 
     variants = {"loop": loop}
     for spe in FIT_STEPS_PER_EXECUTION:
-        variants[f"fit_spe{spe}"] = lambda spe=spe: bench.fit(bench.config(), spe)
+        variants[f"fit_spe{spe}"] = lambda spe=spe: bench.fit(bench.config(task=task), spe)
     result = alternate(variants, rounds)
     best = max(
         (name for name in result if name.startswith("fit")), key=lambda name: result[name]["median"]
@@ -432,14 +461,17 @@ def table(report: dict) -> str:
         f"TensorFlow {report['versions']['tensorflow']}, Keras {report['versions']['keras']}; "
         f"{settings['rounds']} round(s) of {settings['steps']} steps"
     ]
+    blocks = []
     for name in SECTIONS:
-        if name not in report:
-            continue
-        section = report[name]
+        if name == "fit" and name in report:
+            blocks += [(name, f"fit: task={task}", section) for task, section in report[name].items()]
+        elif name in report:
+            blocks.append((name, name, report[name]))
+    for name, heading, section in blocks:
         title = TITLES[name].format(preset=" ".join(section.get("preset", [])))
         lines += [
             "",
-            f"[{name}] {title}",
+            f"[{heading}] {title}",
             f"  {'steps/s':30s} {'median':>8s} {'min':>8s} {'max':>8s}",
         ]
         lines += [
@@ -478,6 +510,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=300,
         help="steps per run of the wide precision preset (default 300)",
     )
+    parser.add_argument(
+        "--tasks",
+        default=None,
+        help="comma-separated tasks the fit section runs on (default: every shipped task); "
+        "the other sections run on the configured task",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the report here")
     args = parser.parse_args(argv)
     args.sections = [name.strip() for name in args.sections.split(",") if name.strip()]
@@ -507,7 +545,7 @@ def run_sections(bench: Bench, args: argparse.Namespace) -> dict:
         },
     }
     runners = {
-        "fit": lambda: section_fit(bench, args.rounds),
+        "fit": lambda: section_fit(bench, args.rounds, bench.tasks(args.tasks)),
         "steps_per_execution": lambda: section_steps_per_execution(bench, args.rounds),
         "precision": lambda: section_precision(bench, args.rounds, args.precision_steps),
         "checkpoint": lambda: section_checkpoint(bench, args.rounds),

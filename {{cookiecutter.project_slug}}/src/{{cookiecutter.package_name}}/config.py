@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
@@ -35,100 +37,107 @@ class ConfigError(ValueError):
     """A configuration value that cannot run; the message is one line naming the key."""
 
 
+# -- what a key accepts: dataclass field metadata, read by `validate` for every section ---------
+def positive(default):
+    """A field that must be greater than zero (and finite)."""
+    return field(default=default, metadata={"check": "positive"})
+
+
+def non_negative(default):
+    """A field that must be zero or more (and finite)."""
+    return field(default=default, metadata={"check": "non_negative"})
+
+
+def fraction(default):
+    """A field in [0, 1)."""
+    return field(default=default, metadata={"check": "fraction"})
+
+
+def one_of(default, choices):
+    """A string field limited to `choices`."""
+    return field(default=default, metadata={"choices": tuple(choices)})
+
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+
+
 @dataclass
 class TrainConfig:
-    steps: int = 3000
+    steps: int = positive(3000)
     # Global batch: split evenly over the replicas (per-replica batch = batch_size / replicas).
-    batch_size: int = 64
+    batch_size: int = positive(64)
     # Steps run per tf.function call; a call also ends at every log, eval and checkpoint step,
     # so cadences stay exact and calls are at most log_every_steps long. 100 ran 3-17% faster
     # than 25 on 2 CPU cores (the `bench` module's steps_per_execution section).
-    steps_per_execution: int = 100
+    steps_per_execution: int = positive(100)
     # One metrics.jsonl line and TensorBoard point; each costs ~1.5 ms between compiled calls.
     # 0 (auto): every 100 steps, or every steps / 10 in a run shorter than 1000 steps, so even a
     # short run draws its curve.
-    log_every_steps: int = 0
+    log_every_steps: int = non_negative(0)
     # Clip gradients to this global norm before they are applied; 0 turns clipping off.
-    clip_norm: float = 0.0
+    clip_norm: float = non_negative(0.0)
     jit_compile: bool = False
 
 
 @dataclass
 class OptimizerConfig:
-    name: str = "adam"
-    learning_rate: float = 2e-3
+    name: str = one_of("adam", OPTIMIZERS)
+    learning_rate: float = positive(2e-3)
     # A separate optimizer (same kind) for the model's head with its own rate; 0 means one
-    # optimizer for every variable.
-    head_learning_rate: float = 0.0
+    # optimizer for every variable. The task names the head (`Task.variable_groups`).
+    head_learning_rate: float = non_negative(0.0)
 
 
 @dataclass
 class CheckpointConfig:
-    every_steps: int = 500
+    every_steps: int = positive(500)
     # Older checkpoints kept as fallbacks when the newest is damaged.
-    max_to_keep: int = 3
+    max_to_keep: int = positive(3)
     # Start from scratch when run_dir holds checkpoints but none is readable.
     allow_fresh_start: bool = False
 
 
 @dataclass
 class EvalConfig:
-    every_steps: int = 500
+    every_steps: int = positive(500)
     # Held-out examples per batch (split over the replicas like train.batch_size). Evaluation
     # keeps no activations for gradients, so it takes larger batches than training: at 512 a
     # pass over the default 2048 examples took 3.2 ms, at 64 6.4 ms (2 CPU cores).
-    batch_size: int = 512
+    batch_size: int = positive(512)
 
 
 @dataclass
 class DataConfig:
-    # An .npz with x_train, y_train, x_test, y_test; empty means the default task made in code.
+    # An .npz with x_train, y_train, x_test, y_test (rows are examples) in the task's shapes;
+    # empty means the task's own data.
     path: str = ""
-    train_size: int = 8192
-    test_size: int = 2048
-    input_dim: int = 8
-    label_noise: float = 0.05
-
-
-@dataclass
-class ModelConfig:
-    hidden_units: int = 64
-    num_blocks: int = 2
-    noise_stddev: float = 0.05
-    reconstruction_weight: float = 0.05
-    l1: float = 1e-5
-
-
-@dataclass
-class LossConfig:
-    huber_threshold: float = 1.0
 
 
 @dataclass
 class DistributeConfig:
-    strategy: str = "none"
-    cpu_devices: int = 0
+    strategy: str = one_of("none", STRATEGIES)
+    cpu_devices: int = non_negative(0)
     tpu: str = ""
 
 
 @dataclass
 class PrecisionConfig:
-    policy: str = "float32"
+    policy: str = one_of("float32", PRECISIONS)
 
 
 @dataclass
 class Config:
     run_dir: str = "runs/default"
-    seed: int = 42
+    seed: int = non_negative(42)
     # Op determinism plus fixed seeds: a resumed run is bitwise equal to an uninterrupted one.
     deterministic: bool = False
+    # The problem: data, model, loss and metrics (a `tasks/` module; `task=<name>` picks one).
+    task: Any = None
     train: TrainConfig = field(default_factory=TrainConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
     distribute: DistributeConfig = field(default_factory=DistributeConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
 
@@ -136,61 +145,34 @@ class Config:
 ConfigStore.instance().store(name="base", node=Config)
 
 AUTO_LOG_EVERY_STEPS = 100
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-
-_POSITIVE = (
-    "train.steps",
-    "train.batch_size",
-    "train.steps_per_execution",
-    "checkpoint.every_steps",
-    "checkpoint.max_to_keep",
-    "eval.every_steps",
-    "eval.batch_size",
-    "data.train_size",
-    "data.test_size",
-    "data.input_dim",
-    "model.hidden_units",
-    "model.num_blocks",
-    "optimizer.learning_rate",
-    "loss.huber_threshold",
-)
-_NON_NEGATIVE = (
-    "train.log_every_steps",
-    "train.clip_norm",
-    "optimizer.head_learning_rate",
-    "data.label_noise",
-    "model.noise_stddev",
-    "model.reconstruction_weight",
-    "model.l1",
-    "distribute.cpu_devices",
-    "seed",
-)
-_CHOICES = {
-    "distribute.strategy": STRATEGIES,
-    "precision.policy": PRECISIONS,
-    "optimizer.name": OPTIMIZERS,
-}
 
 
-def _get(cfg: Config, key: str):
-    value = cfg
-    for part in key.split("."):
-        value = getattr(value, part)
-    return value
+def check_fields(section, prefix: str) -> None:
+    """Checks every field of the dataclass `section` (and of nested ones) against its metadata;
+    raises `ConfigError` naming the first bad key, e.g. `task.hidden_units=-1`."""
+    for spec in dataclasses.fields(section):
+        key, value = f"{prefix}{spec.name}", getattr(section, spec.name)
+        if dataclasses.is_dataclass(value):
+            check_fields(value, f"{key}.")
+            continue
+        check = spec.metadata.get("check")
+        if check and isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}={value}: must be a finite number")
+        if check == "positive" and not value > 0:
+            kind = "number" if isinstance(value, float) else "integer"
+            raise ConfigError(f"{key}={value}: must be a positive {kind}")
+        if check == "non_negative" and not value >= 0:
+            raise ConfigError(f"{key}={value}: must be zero or more")
+        if check == "fraction" and not 0 <= value < 1:
+            raise ConfigError(f"{key}={value}: must be at least 0 and below 1")
+        choices = spec.metadata.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(f"{key}={value}: must be one of {', '.join(choices)}")
 
 
 def validate(cfg: Config) -> Config:
     """Checks the values Hydra's types cannot; raises `ConfigError` naming the first bad key."""
-    for key in _POSITIVE:
-        if not _get(cfg, key) > 0:
-            kind = "number" if isinstance(_get(cfg, key), float) else "integer"
-            raise ConfigError(f"{key}={_get(cfg, key)}: must be a positive {kind}")
-    for key in _NON_NEGATIVE:
-        if _get(cfg, key) < 0:
-            raise ConfigError(f"{key}={_get(cfg, key)}: must be zero or more")
-    for key, allowed in _CHOICES.items():
-        if _get(cfg, key) not in allowed:
-            raise ConfigError(f"{key}={_get(cfg, key)}: must be one of {', '.join(allowed)}")
+    check_fields(cfg, "")
     if not cfg.run_dir.strip():
         raise ConfigError("run_dir='': must name a directory")
     if not cfg.train.log_every_steps:
@@ -240,6 +222,9 @@ def _one_line(error: Exception) -> str:
 
 def load_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Composes the packaged config with `key=value` overrides and checks it."""
+    from .tasks.base import register_shipped_tasks
+
+    register_shipped_tasks()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=f"{__package__}.conf", version_base=None):
@@ -255,21 +240,25 @@ def saved_run_config(cfg: Config) -> Config:
 
     `evaluate` and `export` rebuild the exact model of a run this way, on any strategy.
     """
+    from .tasks.base import task_class
+
     path = os.path.join(cfg.run_dir, "run.json")
     try:
         with open(path, encoding="utf-8") as file:
             saved = json.load(file)["config"]
+        target = saved["task"]["_target_"]
     except FileNotFoundError:
         raise ConfigError(
             f"run_dir={cfg.run_dir}: no run.json there; train into it first"
         ) from None
-    except (ValueError, KeyError):
+    except (ValueError, KeyError, TypeError):
         raise ConfigError(f"{path}: not a run.json written by training") from None
     saved["run_dir"] = cfg.run_dir
     saved["distribute"] = dataclasses.asdict(cfg.distribute)
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(Config), saved)
-        return validate(OmegaConf.to_object(merged))
+        schema = OmegaConf.structured(Config)
+        schema.task = OmegaConf.structured(task_class(target).config_class)
+        return validate(OmegaConf.to_object(OmegaConf.merge(schema, saved)))
     except (OmegaConfBaseException, ValueError) as error:
         raise ConfigError(f"{path}: {_one_line(error)}") from None
 

@@ -1,20 +1,17 @@
-"""The default task and its tf.data pipelines; the place to plug in your own data.
+"""Arrays in, tf.data pipelines out: the input side every task shares.
 
-The default task is regression made in code, deterministic from the seed (nothing is ever
-downloaded): `x ~ N(0, 1)` of shape `(n, input_dim)`, and
-`y = sin(2 x.w) + 0.5 (x.v)^2 + label_noise * N(0, 1)`, shape `(n, 1)`.
-
-Your own data: set `data.path=/path/to/data.npz` holding float arrays `x_train`, `y_train`,
-`x_test`, `y_test` (rows are examples), or replace `load_arrays` for anything else.
+A task (`tasks/`) supplies its train and held-out arrays (made in code, loaded from a package, or
+read from an `.npz` with `data.path`); this module turns them into the pipelines the loop reads.
 
 The training pipeline is a pure function of the step: batch `s` is slice `s % steps_per_epoch` of
 a permutation seeded by `(seed, s // steps_per_epoch)`. A run resumed at step `s` therefore sees
 exactly the batches an uninterrupted run would, under every distribution strategy, without
 storing an iterator in the checkpoint.
 
->>> arrays = load_arrays(input_dim=4, train_size=32, test_size=8, label_noise=0.0, seed=0)
->>> arrays.x_train.shape, arrays.y_train.shape, arrays.x_test.shape
-((32, 4), (32, 1), (8, 4))
+>>> import numpy as np
+>>> arrays = Arrays(np.zeros((32, 4)), np.zeros(32, np.int32), np.zeros((8, 4)), np.zeros(8))
+>>> [len(split) for split in arrays]
+[32, 32, 8, 8]
 """
 
 from __future__ import annotations
@@ -28,45 +25,17 @@ from .errors import RunError
 
 
 class Arrays(NamedTuple):
+    """A task's data: rows are examples; `x_*` are model inputs, `y_*` targets (any dtype)."""
+
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
 
 
-def make_task(
-    input_dim: int, size: int, label_noise: float, rng: np.random.Generator, directions: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Draws `size` examples of the default regression task."""
-    x = rng.standard_normal((size, input_dim)).astype(np.float32)
-    w, v = directions
-    y = np.sin(2.0 * x @ w) + 0.5 * (x @ v) ** 2
-    y = y + label_noise * rng.standard_normal(size)
-    return x, y.astype(np.float32)[:, None]
-
-
-def load_arrays(
-    input_dim: int, train_size: int, test_size: int, label_noise: float, seed: int, path: str = ""
-) -> Arrays:
-    """Returns the train and held-out arrays: from `path` if given, else the default task."""
-    if path:
-        return _load_npz(path)
-    rng = np.random.default_rng(seed)
-    directions = rng.standard_normal((2, input_dim)) / np.sqrt(input_dim)
-    x_train, y_train = make_task(input_dim, train_size, label_noise, rng, directions)
-    x_test, y_test = make_task(input_dim, test_size, label_noise, rng, directions)
-    return Arrays(x_train, y_train, x_test, y_test)
-
-
-def arrays_for(cfg) -> Arrays:
-    """The arrays a run's config asks for (`cfg.data` and `cfg.seed`)."""
-    data = cfg.data
-    return load_arrays(
-        data.input_dim, data.train_size, data.test_size, data.label_noise, cfg.seed, data.path
-    )
-
-
-def _load_npz(path: str) -> Arrays:
+def load_npz(path: str) -> Arrays:
+    """The four arrays of an `.npz` (`x_train`, `y_train`, `x_test`, `y_test`), dtypes kept: the
+    task casts and checks them (`Task.check_arrays`)."""
     if not os.path.isfile(path):
         raise RunError(
             f"data.path={path}: no such file (expected an .npz with x_train, y_train, "
@@ -74,17 +43,12 @@ def _load_npz(path: str) -> Arrays:
         )
     try:
         with np.load(path) as npz:
-            arrays = Arrays(*(np.asarray(npz[key], np.float32) for key in Arrays._fields))
+            return Arrays(*(np.asarray(npz[key]) for key in Arrays._fields))
     except (KeyError, ValueError, OSError) as error:
         raise RunError(
             f"data.path={path}: unreadable ({str(error).splitlines()[0]}); expected "
             "arrays x_train, y_train, x_test, y_test"
         ) from None
-    if arrays.y_train.ndim == 1:
-        arrays = Arrays(
-            arrays.x_train, arrays.y_train[:, None], arrays.x_test, arrays.y_test[:, None]
-        )
-    return arrays
 
 
 def train_dataset(x, y, global_batch_size: int, seed: int, start_step: int = 0):

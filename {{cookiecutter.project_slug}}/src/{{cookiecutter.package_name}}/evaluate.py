@@ -17,16 +17,17 @@ from .config import Config, saved_run_config
 
 def restore_run(cfg: Config):
     """Builds the run's trainer under `cfg.distribute` and restores its newest checkpoint."""
-    from .data import arrays_for
     from .errors import RunError
     from .loop.checkpoints import CheckpointKeeper
     from .loop.cluster import make_cluster
     from .loop.trainer import Trainer
+    from .tasks.base import make_task
 
     cfg = saved_run_config(cfg)
-    arrays = arrays_for(cfg)
+    task = make_task(cfg)
+    arrays = task.arrays(cfg.data.path)
     cluster = make_cluster(cfg.distribute)
-    trainer = Trainer(cfg, cluster, arrays.x_train)
+    trainer = Trainer(cfg, cluster, task, arrays.x_train)
     keeper = CheckpointKeeper(
         trainer.checkpoint,
         os.path.join(cfg.run_dir, "checkpoints"),

@@ -6,8 +6,9 @@ writes `run_dir/export/`:
 
 * `model.keras`: reloads wherever the package is installed (its custom objects are registered):
   `keras.models.load_model("runs/a/export/model.keras")`.
-* `saved_model/`: a TensorFlow SavedModel with a `serving_default` signature (Keras 3's
-  `model.export`), for TF Serving, TFLite converters, or `tf.saved_model.load` in a process
+* `saved_model/`: a TensorFlow SavedModel whose `serving_default` signature returns what the
+  task serves (`Task.serve`: `predictions` for the regression, `probabilities` and `class_ids`
+  for the classifier), for TF Serving, TFLite converters, or `tf.saved_model.load` in a process
   that never imports this package. Inspect it with
   `saved_model_cli show --dir runs/a/export/saved_model --all`.
 * `run.json`: the run that produced them.
@@ -24,9 +25,12 @@ from .config import Config
 
 def export(cfg: Config) -> str:
     """Writes the model of the newest checkpoint; returns the export directory."""
+    import keras
+    import tensorflow as tf
+
     from .evaluate import restore_run
 
-    cfg, _, trainer, _, step = restore_run(cfg)
+    cfg, _, trainer, arrays, step = restore_run(cfg)
     export_dir = os.path.join(cfg.run_dir, "export")
     os.makedirs(export_dir, exist_ok=True)
     keras_path = os.path.join(export_dir, "model.keras")
@@ -36,7 +40,16 @@ def export(cfg: Config) -> str:
     saved_model_dir = os.path.join(export_dir, "saved_model")
     tmp_dir = os.path.join(export_dir, "saved_model.tmp")
     shutil.rmtree(tmp_dir, ignore_errors=True)
-    trainer.model.export(tmp_dir, format="tf_saved_model", verbose=False)
+    # One endpoint, the task's outputs for a batch shaped like the training inputs.
+    archive = keras.export.ExportArchive()
+    archive.track(trainer.model)
+    x = arrays.x_train
+    archive.add_endpoint(
+        "serve",
+        lambda inputs: trainer.task.serve(trainer.model, inputs),
+        input_signature=[tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype), "inputs")],
+    )
+    archive.write_out(tmp_dir, verbose=False)
     shutil.rmtree(saved_model_dir, ignore_errors=True)
     os.replace(tmp_dir, saved_model_dir)
     shutil.copyfile(os.path.join(cfg.run_dir, "run.json"), os.path.join(export_dir, "run.json"))

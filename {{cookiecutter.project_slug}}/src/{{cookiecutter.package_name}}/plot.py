@@ -1,24 +1,38 @@
 """Draw a run's training curves: `python -m {{ cookiecutter.package_name }}.plot run_dir=runs/a`.
 
-Writes `run_dir/curves.png` (loss, the custom metric, the held-out loss and the learning rate
-against step) from `metrics.jsonl`. Training draws it at the end too; TensorBoard stays the
-live view (`tensorboard --logdir runs`).
+Writes `run_dir/curves.png` from `metrics.jsonl`: one panel per logged quantity, whatever the
+task logs (`loss`, each metric, the model's own metrics, `grad_norm`, `learning_rate`), with the
+held-out curve (`eval_<name>`) drawn in the same panel as its training curve. Training draws it
+at the end too; TensorBoard stays the live view (`tensorboard --logdir runs`).
+
+>>> panels([{"step": 1, "loss": 0.5, "accuracy": 0.7, "eval_loss": 0.6, "steps_per_sec": 9.0}])
+[('loss', ['loss', 'eval_loss']), ('accuracy', ['accuracy'])]
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 from .cli import run
 from .config import Config
 from .errors import RunError
 
-PANELS = (
-    ("loss", "training loss"),
-    ("mae", "training MAE (custom metric)"),
-    ("eval_loss", "held-out loss"),
-    ("learning_rate", "learning rate"),
-)
+NOT_DRAWN = ("step", "steps_per_sec")  # the x axis, and a speed rather than a result
+COLUMNS = 3
+
+
+def panels(records: list[dict]) -> list[tuple[str, list[str]]]:
+    """`(title, keys)` per panel, in the order the keys first appear: `x` with `eval_x`."""
+    keys = list(dict.fromkeys(key for record in records for key in record))
+    drawn = [key for key in keys if key not in NOT_DRAWN]
+    result = []
+    for key in drawn:
+        base = key.removeprefix("eval_")
+        if key.startswith("eval_") and base in drawn:
+            continue  # drawn in its training curve's panel
+        result.append((base, [k for k in (base, f"eval_{base}") if k in drawn]))
+    return result
 
 
 def plot_curves(run_dir: str) -> str:
@@ -34,15 +48,27 @@ def plot_curves(run_dir: str) -> str:
         records = read_metrics(run_dir)
     except FileNotFoundError:
         raise RunError(f"run_dir={run_dir}: no metrics.jsonl there; train into it first") from None
-    figure, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
-    for axis, (key, title) in zip(axes.flat, PANELS):
-        points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
-        if points:
-            axis.plot(*zip(*points), marker="." if len(points) < 30 else None)
+    layout = panels(records)
+    rows = max(1, math.ceil(len(layout) / COLUMNS))
+    figure, axes = plt.subplots(
+        rows, COLUMNS, figsize=(4.5 * COLUMNS, 3.3 * rows), constrained_layout=True, squeeze=False
+    )
+    for axis in axes.flat[len(layout) :]:
+        axis.set_visible(False)
+    for axis, (title, keys) in zip(axes.flat, layout):
+        positive = True
+        for key in keys:
+            points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+            if points:
+                label = "held-out" if key.startswith("eval_") else "training"
+                axis.plot(*zip(*points), marker="." if len(points) < 30 else None, label=label)
+                positive = positive and min(p[1] for p in points) > 0
         axis.set_title(title)
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
-        if key.endswith("loss") and points and min(p[1] for p in points) > 0:
+        if len(keys) > 1:
+            axis.legend()
+        if title.endswith("loss") and positive:
             axis.set_yscale("log")
     path = os.path.join(run_dir, "curves.png")
     tmp = os.path.join(run_dir, "curves.tmp.png")

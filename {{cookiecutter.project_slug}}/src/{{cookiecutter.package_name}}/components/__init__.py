@@ -12,8 +12,8 @@ from .activations import ScaledSoftplus, scaled_softplus
 from .constraints import PositiveWeights, positive_weights
 from .initializers import GlorotNormalGain, glorot_normal_gain
 from .layers import CustomDense, GaussianNoise, ResidualBlock, SumAndProduct
-from .losses import HuberLoss, huber
-from .metrics import StreamingMAE
+from .losses import HuberLoss, SparseCrossEntropy, huber, sparse_cross_entropy
+from .metrics import StreamingAccuracy, StreamingMAE
 from .regularizers import L1Penalty, l1_penalty
 
 __all__ = [
@@ -25,6 +25,8 @@ __all__ = [
     "PositiveWeights",
     "ResidualBlock",
     "ScaledSoftplus",
+    "SparseCrossEntropy",
+    "StreamingAccuracy",
     "StreamingMAE",
     "SumAndProduct",
     "glorot_normal_gain",
@@ -32,4 +34,5 @@ __all__ = [
     "l1_penalty",
     "positive_weights",
     "scaled_softplus",
+    "sparse_cross_entropy",
 ]

@@ -87,3 +87,76 @@ class HuberLoss(keras.losses.Loss):
         base_config = super().get_config()
         config = {"threshold": self.threshold}
         return {**base_config, **config}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def sparse_cross_entropy(y_true, logits, label_smoothing=0.0):
+    """Cross-entropy of integer class ids against logits, per sample.
+
+    With ``K`` classes the target distribution puts ``1 - label_smoothing + label_smoothing / K``
+    on the true class and ``label_smoothing / K`` on each other class; the loss is
+    ``-sum(target * log_softmax(logits))`` over the classes. Computed in float32 whatever the
+    logits' dtype, from `log_softmax` (never `log(softmax)`, which is -inf once a probability
+    underflows).
+
+    Args:
+        y_true: Integer class ids, shape `(batch,)` or `(batch, 1)`.
+        logits: Unnormalized scores, shape `(batch, num_classes)`.
+        label_smoothing: Float in `[0, 1)`.
+
+    Returns:
+        Per-sample losses, shape `(batch,)`.
+
+    Example:
+
+    >>> round(float(sparse_cross_entropy([0], [[0.0, 0.0]])[0]), 4)  # log 2
+    0.6931
+    """
+    logits = ops.cast(ops.convert_to_tensor(logits), "float32")
+    num_classes = ops.shape(logits)[-1]
+    y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+    target = ops.one_hot(y_true, num_classes, dtype="float32")
+    target = target * (1.0 - label_smoothing) + label_smoothing / ops.cast(num_classes, "float32")
+    return -ops.sum(target * ops.log_softmax(logits, axis=-1), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SparseCrossEntropy(keras.losses.Loss):
+    """Cross-entropy of integer class ids against logits, with label smoothing.
+
+    Args:
+        label_smoothing: Float in `[0, 1)`: the share of the target moved from the true class
+            to a uniform distribution over all classes.
+        **kwargs: `name`, `reduction` (`None` returns per-sample losses) and `dtype`.
+
+    Call arguments:
+        y_true: Integer class ids, shape `(batch,)` or `(batch, 1)`.
+        y_pred: Logits, shape `(batch, num_classes)`.
+        sample_weight: Optional per-sample weights.
+
+    Returns:
+        A scalar, or per-sample losses of shape `(batch,)` when `reduction=None`.
+
+    Example:
+
+    >>> loss = SparseCrossEntropy(reduction=None)
+    >>> [round(v, 4) for v in ops.convert_to_numpy(loss([1, 0], [[0.0, 0.0], [9.0, 0.0]]))]
+    [0.6931, 0.0001]
+    """
+
+    def __init__(self, label_smoothing=0.0, name="sparse_cross_entropy", **kwargs):
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(
+                "`label_smoothing` must be in [0, 1). "
+                f"Received: label_smoothing={label_smoothing}"
+            )
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        return sparse_cross_entropy(y_true, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        base_config = super().get_config()
+        config = {"label_smoothing": self.label_smoothing}
+        return {**base_config, **config}

@@ -72,3 +72,55 @@ class StreamingMAE(keras.metrics.Metric):
     def reset_state(self):
         self.total.assign(0.0)
         self.count.assign(0.0)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class StreamingAccuracy(keras.metrics.Metric):
+    """Share of samples whose highest score is the true class, over every sample seen.
+
+    Like `StreamingMAE`, the state is a count of correct samples and a count of samples, so the
+    result is exact over batches of any size (a short last batch weighs what it holds).
+
+    Args:
+        name: Name of the metric.
+        dtype: Dtype of the state variables and result.
+
+    Call arguments (of `update_state`):
+        y_true: Integer class ids, shape `(batch,)` or `(batch, 1)`.
+        y_pred: Scores (logits or probabilities), shape `(batch, num_classes)`.
+        sample_weight: Optional per-sample weights, shape `(batch,)`.
+
+    Returns:
+        `result()`: a scalar in [0, 1].
+
+    Example:
+
+    >>> metric = StreamingAccuracy()
+    >>> metric.update_state([0, 1, 1], [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])  # 2 of 3
+    >>> metric.update_state([0], [[0.7, 0.3]])  # 1 of 1
+    >>> float(metric.result())  # 3 / 4 samples (mean of batch means would be 0.83)
+    0.75
+    """
+
+    def __init__(self, name="accuracy", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+        predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        correct = ops.cast(ops.equal(predicted, y_true), self.dtype)
+        if sample_weight is None:
+            weights = ops.ones_like(correct)
+        else:
+            weights = ops.broadcast_to(ops.cast(sample_weight, self.dtype), ops.shape(correct))
+        self.correct.assign_add(ops.sum(correct * weights))
+        self.count.assign_add(ops.sum(weights))
+
+    def result(self):
+        return ops.divide_no_nan(self.correct, self.count)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.count.assign(0.0)

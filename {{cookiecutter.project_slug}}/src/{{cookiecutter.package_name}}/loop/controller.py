@@ -21,25 +21,30 @@ import tensorflow as tf
 
 from .. import __version__
 from ..config import Config, to_dict
-from ..data import arrays_for, train_dataset
+from ..data import train_dataset
 from ..errors import EXIT_SIGINT, EXIT_SIGTERM, Diverged, RunError
 from .checkpoints import CheckpointKeeper, has_checkpoints
+from ..tasks.base import Task, make_task
 from .cluster import Cluster, make_cluster
 from .logs import RunLog
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
 
-# Keys whose change makes a run_dir's checkpoints unusable (the model or its inputs differ).
+# Keys whose change makes a run_dir's checkpoints unusable (the model or its inputs differ),
+# besides the task's own `Task.identity_keys`.
 IDENTITY_KEYS = (
-    "model",
-    "data.input_dim",
+    "task._target_",
     "data.path",
     "optimizer.name",
     "optimizer.head_learning_rate",
     "precision.policy",
     "seed",
 )
+
+
+def identity_keys(task: Task) -> tuple[str, ...]:
+    return IDENTITY_KEYS + tuple(f"task.{key}" for key in task.identity_keys)
 
 
 class Stop(Exception):
@@ -79,8 +84,9 @@ def _leaves(config, prefix: str = "") -> dict:
     return leaves
 
 
-def check_same_identity(run_dir: str, cfg: Config) -> None:
-    """Refuses a run_dir whose checkpoints come from a different model or data config."""
+def check_same_identity(run_dir: str, cfg: Config, keys: tuple[str, ...]) -> None:
+    """Refuses a run_dir whose checkpoints come from a different model or data config: one
+    whose run.json differs from `cfg` in one of `keys`."""
     path = os.path.join(run_dir, "run.json")
     if not os.path.exists(path):
         return
@@ -88,7 +94,7 @@ def check_same_identity(run_dir: str, cfg: Config) -> None:
         saved = _leaves(json.load(file)["config"])
     current = _leaves(to_dict(cfg))
     for key in sorted(current):
-        if key.startswith(IDENTITY_KEYS) and saved.get(key) != current[key]:
+        if key in keys and saved.get(key) != current[key]:
             raise RunError(
                 f"run_dir={run_dir} holds checkpoints of a different config: {key} was "
                 f"{saved.get(key)}, now {current[key]}; use a new run_dir or the old "
@@ -159,11 +165,12 @@ def train_and_evaluate(cfg: Config) -> dict:
     if cluster.is_chief:
         prepare_run_dir(run_dir)
     checkpoint_dir = os.path.join(run_dir, "checkpoints")
+    task = make_task(cfg)
     if has_checkpoints(checkpoint_dir):
-        check_same_identity(run_dir, cfg)
+        check_same_identity(run_dir, cfg, identity_keys(task))
 
-    arrays = arrays_for(cfg)
-    trainer = Trainer(cfg, cluster, arrays.x_train)
+    arrays = task.arrays(cfg.data.path)
+    trainer = Trainer(cfg, cluster, task, arrays.x_train)
     keeper = CheckpointKeeper(
         trainer.checkpoint, checkpoint_dir, cfg.checkpoint.max_to_keep, cluster.is_chief
     )
@@ -182,7 +189,9 @@ def train_and_evaluate(cfg: Config) -> dict:
         )
     )
     held_out, eval_batches = trainer.held_out(arrays.x_test, arrays.y_test, cfg.eval.batch_size)
-    run_log = RunLog(run_dir, cfg.train.steps, step, enabled=cluster.is_chief)
+    run_log = RunLog(
+        run_dir, cfg.train.steps, step, trainer.progress_fields, enabled=cluster.is_chief
+    )
     last_saved, last_logs = restored, {}
     try:
         with _SignalFlag() as signals:

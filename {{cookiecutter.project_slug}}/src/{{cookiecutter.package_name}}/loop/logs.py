@@ -16,8 +16,16 @@ from tqdm.auto import tqdm
 class RunLog:
     """Appends one JSON line per logged step and mirrors it to TensorBoard."""
 
-    def __init__(self, run_dir: str, total_steps: int, start_step: int, enabled: bool = True):
+    def __init__(
+        self,
+        run_dir: str,
+        total_steps: int,
+        start_step: int,
+        progress_fields: tuple[str, ...] = ("loss",),
+        enabled: bool = True,
+    ):
         self.enabled = enabled
+        self.progress_fields = progress_fields
         self.path = os.path.join(run_dir, "metrics.jsonl")
         self._writers, self._scalar_writers = {}, {}
         self._run_dir = run_dir
@@ -47,7 +55,11 @@ class RunLog:
             if scalars:
                 write = self._scalar_writer(split, tuple(scalars))
                 write(tf.constant(list(scalars.values()), tf.float32), tf.constant(step, tf.int64))
-        shown = {k: f"{v:.4g}" for k, v in record.items() if k in ("loss", "mae", "eval_loss")}
+        shown = {
+            key: f"{record[key]:.4g}" if isinstance(record[key], float) else record[key]
+            for key in self.progress_fields
+            if key in record
+        }
         self.progress.set_postfix(shown, refresh=False)
 
     def advance(self, steps: int) -> None:
@@ -105,7 +117,8 @@ def _step(line: str) -> int | None:
 
 
 def read_metrics(run_dir: str) -> list[dict]:
-    """The records of `run_dir/metrics.jsonl`, in order."""
+    """The records of `run_dir/metrics.jsonl`, in order (without a line a kill cut short)."""
     path = os.path.join(run_dir, "metrics.jsonl")
     with open(path, encoding="utf-8") as file:
-        return [json.loads(line) for line in file if line.strip()]
+        lines = file.readlines()
+    return [json.loads(line) for line in lines if line.strip() and _step(line) is not None]

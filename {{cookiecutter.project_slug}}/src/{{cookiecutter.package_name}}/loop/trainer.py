@@ -10,6 +10,9 @@ Losses under a strategy: each replica averages its per-example losses over the G
 (`tf.nn.compute_average_loss`) and scales the model's own losses by the replica count
 (`tf.nn.scale_regularization_loss`); the optimizer sums gradients over replicas. The per-replica
 batch is `train.batch_size / num_replicas`.
+
+The task (`tasks/base.py`) supplies the model, the per-example loss and the named metrics; nothing
+here knows which problem it trains.
 """
 
 from __future__ import annotations
@@ -20,12 +23,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..components.losses import HuberLoss
-from ..components.metrics import StreamingMAE
 from ..config import Config
 from ..data import eval_dataset
 from ..errors import RunError
-from ..models import ResidualRegressor
+from ..tasks.base import Task
 from .cluster import Cluster
 
 OPTIMIZER_CLASSES = {
@@ -34,19 +35,6 @@ OPTIMIZER_CLASSES = {
     "sgd": keras.optimizers.SGD,
     "rmsprop": keras.optimizers.RMSprop,
 }
-
-
-def build_model(cfg: Config) -> ResidualRegressor:
-    """The default model, configured by `cfg.model` (seeded by `cfg.seed`)."""
-    return ResidualRegressor(
-        hidden_units=cfg.model.hidden_units,
-        num_blocks=cfg.model.num_blocks,
-        output_units=1,
-        noise_stddev=cfg.model.noise_stddev,
-        reconstruction_weight=cfg.model.reconstruction_weight,
-        l1=cfg.model.l1,
-        seed=cfg.seed,
-    )
 
 
 def seed_states(root) -> list[tf.Variable]:
@@ -72,8 +60,9 @@ def seed_states(root) -> list[tf.Variable]:
 class Trainer:
     """Model, optimizers, metrics and compiled train / eval steps under one strategy."""
 
-    def __init__(self, cfg: Config, cluster: Cluster, example_inputs):
+    def __init__(self, cfg: Config, cluster: Cluster, task: Task, example_inputs):
         self.cfg = cfg
+        self.task = task
         self.strategy = cluster.strategy
         self.num_replicas = cluster.num_replicas
         self.global_batch_size = cfg.train.batch_size
@@ -85,18 +74,24 @@ class Trainer:
         keras.mixed_precision.set_global_policy(cfg.precision.policy)
         self.loss_scaled = cfg.precision.policy == "mixed_float16"
         with self.strategy.scope():
-            self.model = build_model(cfg)
+            self.model = task.build_model()
             self.model(example_inputs[: self.global_batch_size // self.num_replicas])
-            self.loss_fn = HuberLoss(cfg.loss.huber_threshold, reduction=None)
+            self.loss_fn = task.build_loss(reduction=None)
             self.groups = self._optimizer_groups()
             for optimizer, variables in self.groups:
                 optimizer.build(variables)
+            # The task's metrics take (targets, predictions); the loss and gradient-norm means
+            # are the loop's own.
+            self.task_train_metrics = task.build_metrics()
             self.train_metrics = {
                 "loss": keras.metrics.Mean(name="loss"),
-                "mae": StreamingMAE(),
+                **{metric.name: metric for metric in self.task_train_metrics},
                 "grad_norm": keras.metrics.Mean(name="grad_norm"),
             }
-            self.eval_metrics = {"loss": keras.metrics.Mean(name="loss"), "mae": StreamingMAE()}
+            self.eval_metrics = {
+                "loss": keras.metrics.Mean(name="loss"),
+                **{metric.name: metric for metric in task.build_metrics()},
+            }
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.variables = [v for _, variables in self.groups for v in variables]
         self.checkpoint = tf.train.Checkpoint(
@@ -133,7 +128,7 @@ class Trainer:
                     list(self.model.trainable_variables),
                 )
             ]
-        groups = self.model.variable_groups()
+        groups = self.task.variable_groups(self.model)
         rates = {"body": self.cfg.optimizer.learning_rate, "head": head_rate}
         self.group_names = list(groups)
         return [(self._make_optimizer(rates[name]), list(vs)) for name, vs in groups.items()]
@@ -175,7 +170,9 @@ class Trainer:
         (`tf.nn.scale_regularization_loss`); under `self.loss_scaled`, scale the loss with the
         first optimizer's `scale_loss`. Differentiate with respect to `self.variables`, pass the
         gradients through `self.modify_gradients`, give each optimizer of `self.groups` its
-        slice, update `self.train_metrics` (loss, mae, grad_norm) and return
+        slice; update `self.train_metrics["loss"]` with each example's loss plus the model's
+        own losses, every metric of `self.task_train_metrics` with the targets and
+        predictions, and `self.train_metrics["grad_norm"]`; return
         `tf.cast(tf.math.is_finite(loss), tf.int32)`.
         """
         # exercise begin: train_step
@@ -197,7 +194,8 @@ class Trainer:
             optimizer.apply_gradients(zip(gradients[start:end], variables))
             start = end
         self.train_metrics["loss"].update_state(per_example + model_loss)
-        self.train_metrics["mae"].update_state(targets, predictions)
+        for metric in self.task_train_metrics:
+            metric.update_state(targets, predictions)
         self.train_metrics["grad_norm"].update_state(grad_norm)
         return tf.cast(tf.math.is_finite(loss), tf.int32)
         # exercise end
@@ -215,10 +213,24 @@ class Trainer:
 
     # -- evaluation ----------------------------------------------------------------------------
     def _replica_eval_step(self, batch):
+        """Updates the eval metrics with one replica's share of a held-out batch.
+
+        A short last batch split over replicas can leave a replica with no example at all
+        (7 examples on 2 replicas: 4 and 3; then 1 and 0). Some kernels fail on a zero-size
+        batch (oneDNN's Conv2D: "input depth must be evenly divisible by filter depth"), so an
+        empty share skips the model.
+        """
         inputs, targets = batch
-        predictions = tf.cast(self.model(inputs, training=False), tf.float32)
-        self.eval_metrics["loss"].update_state(self.loss_fn(targets, predictions))
-        self.eval_metrics["mae"].update_state(targets, predictions)
+
+        def update():
+            predictions = tf.cast(self.model(inputs, training=False), tf.float32)
+            self.eval_metrics["loss"].update_state(self.loss_fn(targets, predictions))
+            for name, metric in self.eval_metrics.items():
+                if name != "loss":
+                    metric.update_state(targets, predictions)
+            return tf.constant(True)
+
+        tf.cond(tf.shape(targets)[0] > 0, update, lambda: tf.constant(False))
 
     def _evaluate_batches(self, iterator, num_batches):
         for metric in self.eval_metrics.values():
@@ -246,6 +258,12 @@ class Trainer:
         return dict(zip(names, values.numpy().tolist()))
 
     # -- logs ----------------------------------------------------------------------------------
+    @property
+    def progress_fields(self) -> tuple[str, ...]:
+        """What the progress bar shows: the loss and the task's first metric, train and eval."""
+        names = ["loss", *(metric.name for metric in self.task_train_metrics[:1])]
+        return (*names, *(f"eval_{name}" for name in names))
+
     def _logged_metrics(self) -> list:
         return list(self.train_metrics.values()) + list(self.model.metrics)
 

@@ -1,9 +1,10 @@
-"""Models assembled from the custom components.
+"""Models assembled from the custom components (the tasks in `tasks/` build them).
 
->>> ResidualRegressor().hidden_units
-64
+>>> ResidualRegressor().hidden_units, ConvClassifier().num_classes
+(64, 10)
 """
 
+from .conv_classifier import ConvClassifier
 from .residual_regressor import ResidualRegressor
 
-__all__ = ["ResidualRegressor"]
+__all__ = ["ConvClassifier", "ResidualRegressor"]

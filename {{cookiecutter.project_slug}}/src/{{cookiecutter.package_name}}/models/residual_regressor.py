@@ -20,6 +20,7 @@ from ..components.constraints import PositiveWeights
 from ..components.initializers import GlorotNormalGain
 from ..components.layers import CustomDense, GaussianNoise, ResidualBlock
 from ..components.regularizers import L1Penalty
+from .groups import body_and_head
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -171,14 +172,7 @@ class ResidualRegressor(keras.Model):
             A dict `{"body": [...], "head": [...]}` covering every trainable variable of
             the built model exactly once, in `model.trainable_variables` order.
         """
-        if not self.built:
-            raise ValueError("Call or build the model before asking for its variable groups.")
-        head_ids = {id(variable) for variable in self.output_layer.trainable_variables}
-        variables = self.trainable_variables
-        return {
-            "body": [v for v in variables if id(v) not in head_ids],
-            "head": [v for v in variables if id(v) in head_ids],
-        }
+        return body_and_head(self, self.output_layer)
 
     def get_config(self):
         base_config = super().get_config()
