@@ -25,6 +25,7 @@ tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
 )
 
+# The real default config, shrunk: the loop's settings for every task, then each task's own.
 SMALL = [
     "train.steps=40",
     "train.batch_size=32",
@@ -32,22 +33,43 @@ SMALL = [
     "train.log_every_steps=10",
     "eval.every_steps=20",
     "checkpoint.every_steps=20",
-    "data.train_size=512",
-    "data.test_size=96",
-    "model.hidden_units=16",
-    "model.num_blocks=1",  # half the variables to trace; test_models covers deeper stacks
 ]
+# One entry per shipped task (test_tasks.py checks that none is missing): fewer examples and
+# narrower models, so a run takes seconds; test_models covers the full-size models.
+TASK_SMALL = {
+    "regression": [
+        "task.train_size=512",
+        "task.test_size=96",
+        "task.hidden_units=16",
+        "task.num_blocks=1",
+    ],
+    "image_classification": [
+        "task.filters=4",
+        "task.hidden_units=16",
+        "task.num_blocks=1",
+    ],
+}
+TASKS = tuple(TASK_SMALL)
 
 
 @pytest.fixture
 def make_config(tmp_path):
-    """`make_config("train.steps=20", ...)`: the shrunk default config plus overrides."""
+    """`make_config("train.steps=20", ..., task="regression")`: the shrunk default config of
+    `task` plus overrides."""
 
-    def make(*overrides, run_dir=None):
+    def make(*overrides, run_dir=None, task="regression"):
         run_dir = run_dir or tmp_path / "run"
-        return load_config([f"run_dir={run_dir}", *SMALL, *overrides])
+        return load_config(
+            [f"run_dir={run_dir}", f"task={task}", *SMALL, *TASK_SMALL[task], *overrides]
+        )
 
     return make
+
+
+@pytest.fixture(params=TASKS)
+def task(request):
+    """Runs the test once per shipped task: what the loop promises holds for every task."""
+    return request.param
 
 
 @pytest.fixture

@@ -20,10 +20,9 @@ TINY = [
     "train.log_every_steps=5",
     "eval.every_steps=10",
     "checkpoint.every_steps=10",
-    "data.train_size=256",
-    "data.test_size=64",
-    "model.hidden_units=8",
-    "model.num_blocks=1",
+    "task.test_size=64",  # keys every shipped task has: the fit section runs on each
+    "task.hidden_units=8",
+    "task.num_blocks=1",
 ]
 RATE = {"median", "min", "max", "runs"}
 
@@ -43,13 +42,15 @@ def test_loop_against_fit_and_the_input_check_report_rates_and_ratios(tmp_path, 
     report = run_bench(tmp_path, capsys, "fit,input")
     assert {"model", "cores", "avx512_bf16"} <= set(report["cpu"])
     assert report["settings"]["steps"] == 20
-    fit = report["fit"]
-    for name in ("loop", "loop_compute_only", "fit_spe1", "fit_spe8", "fit_spe32"):
-        assert set(fit[name]) == RATE and fit[name]["median"] > 0, name
-    assert fit["best_fit"] in ("fit_spe1", "fit_spe8", "fit_spe32")
-    assert fit["ratio"] == pytest.approx(fit["loop"]["median"] / fit[fit["best_fit"]]["median"])
-    compute = fit["loop_compute_only"]["median"]
-    assert fit["overhead_percent"] == pytest.approx(100 * (1 - fit["loop"]["median"] / compute))
+    assert set(report["fit"]) == {"regression", "image_classification"}  # every shipped task
+    for fit in report["fit"].values():
+        for name in ("loop", "loop_compute_only", "fit_spe1", "fit_spe8", "fit_spe32"):
+            assert set(fit[name]) == RATE and fit[name]["median"] > 0, name
+        assert fit["best_fit"] in ("fit_spe1", "fit_spe8", "fit_spe32")
+        best = fit[fit["best_fit"]]["median"]
+        assert fit["ratio"] == pytest.approx(fit["loop"]["median"] / best)
+        compute = fit["loop_compute_only"]["median"]
+        assert fit["overhead_percent"] == pytest.approx(100 * (1 - fit["loop"]["median"] / compute))
     assert set(report["input"]) == {"pipeline", "constant_batch", "ratio"}
     assert "precision" not in report
 
@@ -84,6 +85,11 @@ def test_help_and_bad_arguments_never_start_tensorflow():
     )
     assert result.returncode == 0, result.stderr
     assert "train.batch_size=-1: must be a positive integer" in result.stderr
+
+
+def test_unknown_task_is_a_usage_error(capsys):
+    assert bench.main(["--sections", "fit", "--tasks", "regression,tabular"]) == 2
+    assert "--tasks=regression,tabular: choose from" in capsys.readouterr().err
 
 
 def test_unknown_section_is_a_usage_error(capsys):

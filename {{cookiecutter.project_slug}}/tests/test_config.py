@@ -51,6 +51,11 @@ def test_every_shipped_group_option_loads(group):
         ("train.batch_size=abc", "train.batch_size"),
         ("optimizer.name=adagrad9", "optimizer.name"),
         ("distribute=gpu", "distribute/gpu"),
+        ("optimizer.learning_rate=nan", "optimizer.learning_rate=nan: must be a finite"),
+        ("train.clip_norm=inf", "train.clip_norm=inf: must be a finite"),
+        ("task=tabular", "task/tabular': choose one of image_classification, regression"),
+        ("task.hidden_units=0", "task.hidden_units=0: must be a positive integer"),
+        ("task.nonexistent=1", "task.nonexistent"),
     ],
     ids=[
         "negative-batch",
@@ -60,6 +65,11 @@ def test_every_shipped_group_option_loads(group):
         "wrong-type",
         "unknown-optimizer",
         "unknown-strategy",
+        "nan-rate",
+        "infinite-clip",
+        "unknown-task",
+        "zero-task-width",
+        "unknown-task-key",
     ],
 )
 def test_bad_value_is_refused_with_its_key(override, named):

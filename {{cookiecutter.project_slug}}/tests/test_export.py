@@ -1,4 +1,4 @@
-"""Export: a `.keras` model and a SavedModel that serve the same outputs."""
+"""Export: a `.keras` model and a SavedModel serving what the task serves, for every task."""
 
 import json
 import os
@@ -13,47 +13,79 @@ import tensorflow as tf
 
 from {{ cookiecutter.package_name }}.export import export
 from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
+from {{ cookiecutter.package_name }}.tasks.base import make_task
 
 
 @pytest.fixture
-def exported(make_config, tmp_path):
-    cfg = make_config("train.steps=20")
+def exported(make_config, task):
+    cfg = make_config("train.steps=20", task=task)
     train_and_evaluate(cfg)
-    return export(cfg)
+    return cfg, export(cfg)
 
 
-def inputs():
-    return np.random.default_rng(7).standard_normal((5, 8)).astype("float32")
+def inputs(cfg):
+    return make_task(cfg).arrays().x_test[:5]
+
+
+def serve(path, x):
+    served = tf.saved_model.load(os.path.join(path, "saved_model"))
+    outputs = served.signatures["serving_default"](inputs=tf.constant(x))
+    return {name: value.numpy() for name, value in outputs.items()}
 
 
 def test_export_writes_keras_saved_model_and_run_json(exported):
-    assert sorted(os.listdir(exported)) == ["model.keras", "run.json", "saved_model"]
-    with open(os.path.join(exported, "run.json"), encoding="utf-8") as file:
-        assert json.load(file)["config"]
+    _, path = exported
+    assert sorted(os.listdir(path)) == ["model.keras", "run.json", "saved_model"]
+    with open(os.path.join(path, "run.json"), encoding="utf-8") as file:
+        assert json.load(file)["config"]["task"]["_target_"]
 
 
-def test_saved_model_serves_the_outputs_of_the_keras_model(exported):
-    expected = keras.models.load_model(os.path.join(exported, "model.keras"))(inputs())
-    served = tf.saved_model.load(os.path.join(exported, "saved_model"))
-    outputs = served.signatures["serving_default"](tf.constant(inputs()))
-    np.testing.assert_allclose(next(iter(outputs.values())), expected, rtol=1e-6, atol=1e-6)
+def test_saved_model_serves_what_the_task_serves_from_the_keras_model(exported):
+    cfg, path = exported
+    x = inputs(cfg)
+    model = keras.models.load_model(os.path.join(path, "model.keras"))
+    expected = make_task(cfg).serve(model, x)
+    served = serve(path, x)
+    assert served.keys() == expected.keys()
+    for name in expected:
+        np.testing.assert_allclose(served[name], expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_classifier_serves_probabilities_and_the_class_ids_of_its_logits(make_config, tmp_path):
+    cfg = make_config("train.steps=20", task="image_classification")
+    train_and_evaluate(cfg)
+    path = export(cfg)
+    x = inputs(cfg)
+    logits = keras.models.load_model(os.path.join(path, "model.keras"))(x).numpy()
+    served = serve(path, x)
+    assert served["class_ids"].dtype == np.int32
+    np.testing.assert_array_equal(served["class_ids"], logits.argmax(-1))
+    np.testing.assert_allclose(served["probabilities"].sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(
+        served["probabilities"], tf.nn.softmax(logits).numpy(), rtol=1e-5, atol=1e-7
+    )
 
 
 @pytest.mark.slow
 def test_package_free_process_and_saved_model_cli_read_the_export(exported, tmp_path):
-    expected = keras.models.load_model(os.path.join(exported, "model.keras"))(inputs()).numpy()
-    np.save(tmp_path / "x.npy", inputs())
+    cfg, path = exported
+    expected = serve(path, inputs(cfg))
+    np.save(tmp_path / "x.npy", inputs(cfg))
     code = (
         "import sys, numpy as np, tensorflow as tf\n"
-        f"served = tf.saved_model.load({os.path.join(exported, 'saved_model')!r})\n"
+        f"served = tf.saved_model.load({os.path.join(path, 'saved_model')!r})\n"
         f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
-        "out = next(iter(served.signatures['serving_default'](tf.constant(x)).values()))\n"
-        f"np.save({str(tmp_path / 'y.npy')!r}, out.numpy())\n"
+        "out = served.signatures['serving_default'](inputs=tf.constant(x))\n"
+        f"np.savez({str(tmp_path / 'y.npz')!r}, "
+        "**dict((name, value.numpy()) for name, value in out.items()))\n"
         "assert not [m for m in sys.modules if m.startswith('{{ cookiecutter.package_name }}')]\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=env)
-    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-6, atol=1e-6)
+    with np.load(tmp_path / "y.npz") as outside:
+        assert sorted(outside.files) == sorted(expected)
+        for name in expected:
+            np.testing.assert_array_equal(outside[name], expected[name])
     cli = shutil.which("saved_model_cli") or os.path.join(
         os.path.dirname(sys.executable), "saved_model_cli"
     )
@@ -62,7 +94,7 @@ def test_package_free_process_and_saved_model_cli_read_the_export(exported, tmp_
             cli,
             "show",
             "--dir",
-            os.path.join(exported, "saved_model"),
+            os.path.join(path, "saved_model"),
             "--tag_set",
             "serve",
             "--signature_def",
@@ -72,4 +104,5 @@ def test_package_free_process_and_saved_model_cli_read_the_export(exported, tmp_
         capture_output=True,
         text=True,
     ).stdout
-    assert "shape: (-1, 8)" in shown and "tensorflow/serving/predict" in shown
+    shape = ", ".join(str(size) for size in (-1, *inputs(cfg).shape[1:]))
+    assert f"shape: ({shape})" in shown and "tensorflow/serving/predict" in shown

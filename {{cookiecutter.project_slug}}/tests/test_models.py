@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }}.components.losses import HuberLoss
-from {{ cookiecutter.package_name }}.models import ResidualRegressor
+from {{ cookiecutter.package_name }}.models import ConvClassifier, ResidualRegressor
 
 INPUTS = np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32)
 
@@ -132,3 +132,48 @@ def test_model_learns_the_smooth_regression_task():
     model.fit(x_train, y_train, batch_size=64, epochs=6, verbose=0)
     mse = float(np.mean((model.predict(x_test, verbose=0) - y_test) ** 2))
     assert mse < 0.1 * float(y_test.var())
+
+
+IMAGES = np.random.default_rng(0).uniform(0, 1, (6, 8, 8, 1)).astype(np.float32)
+
+
+def make_classifier(**kwargs):
+    model = ConvClassifier(**{"filters": 4, "hidden_units": 8, "seed": 0, **kwargs})
+    model(IMAGES[:2])
+    return model
+
+
+def test_classifier_outputs_float32_logits_per_class_under_bfloat16(mixed_bfloat16):
+    model = make_classifier(num_classes=7)
+    logits = model(IMAGES, training=True)
+    assert tuple(logits.shape) == (6, 7)
+    assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+    assert model.conv_1.compute_dtype == "bfloat16" and model.hidden.compute_dtype == "bfloat16"
+    assert all(v.dtype == "float32" for v in model.weights)
+
+
+def test_classifier_composes_noise_two_convolutions_dense_and_blocks():
+    model = make_classifier(num_blocks=2, noise_stddev=0.5)
+    assert model.conv_2.strides == (2, 2) and model.conv_2.filters == 8
+    assert model.hidden.kernel.shape == (4 * 4 * 8, 8)  # 8x8 halved by the stride
+    assert len(model.blocks) == 2
+    np.testing.assert_array_equal(model(IMAGES), model(IMAGES))  # no noise in inference
+    assert not np.array_equal(model(IMAGES, training=True), model(IMAGES))
+
+
+def test_classifier_l1_reaches_every_dense_kernel_and_groups_split_the_head():
+    model = make_classifier(l1=1e-3, num_blocks=1)
+    model(IMAGES)
+    assert len(model.losses) == 1 + 2  # the hidden kernel and the block's two kernels
+    groups = model.variable_groups()
+    assert [v.path for v in groups["head"]] == [v.path for v in model.output_layer.weights]
+    assert len(groups["body"]) + len(groups["head"]) == len(model.trainable_variables)
+
+
+def test_classifier_config_round_trip_and_bad_arguments():
+    model = ConvClassifier(num_classes=3, filters=2, hidden_units=4, num_blocks=2, seed=5)
+    assert ConvClassifier.from_config(model.get_config()).get_config() == model.get_config()
+    with pytest.raises(ValueError, match="Received: num_classes=1"):
+        ConvClassifier(num_classes=1)
+    with pytest.raises(ValueError, match="Received: filters=0"):
+        ConvClassifier(filters=0)

@@ -8,20 +8,24 @@ import pytest
 
 from {{ cookiecutter.package_name }}.launch import launch
 
+from .conftest import TASK_SMALL
+
 pytestmark = pytest.mark.slow
 
 
-def test_two_local_workers_finish_with_the_same_weights_and_one_set_of_files(tmp_path):
+def test_two_local_workers_finish_with_the_same_weights_and_one_set_of_files(tmp_path, task):
     run_dir = tmp_path / "run"
     before = set(Path(tempfile.gettempdir()).glob("ckpt-worker-*"))
     processes = launch(
         2,
         [
             f"run_dir={run_dir}",
+            f"task={task}",
+            *TASK_SMALL[task],
             "train.steps=40",
             "checkpoint.every_steps=20",
             "train.log_every_steps=10",
-            "data.train_size=1024",
+            "eval.batch_size=7",  # a short last batch: one worker's replica gets no example
         ],
     )
     outputs = [process.communicate(timeout=600)[0] for process in processes]

@@ -4,7 +4,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
-from {{ cookiecutter.package_name }}.plot import plot_curves
+from {{ cookiecutter.package_name }}.plot import panels, plot_curves
 
 
 def test_curves_png_decodes_as_an_image(make_config, tmp_path):
@@ -23,3 +23,27 @@ def test_tensorboard_loader_reads_the_loss_curve(make_config, tmp_path):
     assert steps == [10, 20, 30, 40]
     values = [float(tf.make_ndarray(event.tensor_proto)) for event in events.Tensors("loss")]
     assert values[-1] < values[0]
+
+
+def test_every_logged_quantity_gets_a_panel_with_its_held_out_curve():
+    records = [
+        {"step": 10, "loss": 1.0, "accuracy": 0.5, "grad_norm": 2.0, "learning_rate": 0.1},
+        {"step": 10, "recall": 0.4, "eval_loss": 1.1, "eval_accuracy": 0.4, "eval_only": 3.0},
+        {"step": 20, "steps_per_sec": 900.0},
+    ]
+    assert panels(records) == [
+        ("loss", ["loss", "eval_loss"]),
+        ("accuracy", ["accuracy", "eval_accuracy"]),
+        ("grad_norm", ["grad_norm"]),
+        ("learning_rate", ["learning_rate"]),
+        ("recall", ["recall"]),
+        ("eval_only", ["eval_only"]),
+    ]
+
+
+def test_a_line_cut_short_by_a_kill_does_not_stop_the_plot(make_config, tmp_path):
+    train_and_evaluate(make_config())
+    with open(tmp_path / "run" / "metrics.jsonl", "a", encoding="utf-8") as file:
+        file.write('{"step": 50, "lo')
+    image = tf.io.decode_png(tf.io.read_file(plot_curves(str(tmp_path / "run"))))
+    assert image.shape[0] > 300

@@ -464,7 +464,7 @@ def table(report: dict) -> str:
     blocks = []
     for name in SECTIONS:
         if name == "fit" and name in report:
-            blocks += [(name, f"fit: task={task}", section) for task, section in report[name].items()]
+            blocks += [(name, f"fit: task={task}", fit) for task, fit in report[name].items()]
         elif name in report:
             blocks.append((name, name, report[name]))
     for name, heading, section in blocks:

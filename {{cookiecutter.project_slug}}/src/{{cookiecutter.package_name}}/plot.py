@@ -28,10 +28,9 @@ def panels(records: list[dict]) -> list[tuple[str, list[str]]]:
     drawn = [key for key in keys if key not in NOT_DRAWN]
     result = []
     for key in drawn:
-        base = key.removeprefix("eval_")
-        if key.startswith("eval_") and base in drawn:
+        if key.startswith("eval_") and key.removeprefix("eval_") in drawn:
             continue  # drawn in its training curve's panel
-        result.append((base, [k for k in (base, f"eval_{base}") if k in drawn]))
+        result.append((key, [key] + [f"eval_{key}"] * (f"eval_{key}" in drawn)))
     return result
 
 

@@ -2,7 +2,12 @@ import keras
 import numpy as np
 import pytest
 
-from {{ cookiecutter.package_name }}.components.losses import HuberLoss, huber
+from {{ cookiecutter.package_name }}.components.losses import (
+    HuberLoss,
+    SparseCrossEntropy,
+    huber,
+    sparse_cross_entropy,
+)
 
 Y_TRUE = np.array([[0.0, 0.0], [1.0, 1.0]], dtype=np.float32)
 Y_PRED = np.array([[0.5, 3.0], [1.0, -1.0]], dtype=np.float32)
@@ -50,3 +55,39 @@ def test_huber_loss_round_trips_through_keras_serialization():
 def test_huber_loss_rejects_non_positive_threshold():
     with pytest.raises(ValueError, match="Received: threshold=0"):
         HuberLoss(threshold=0)
+
+
+LOGITS = np.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]], np.float32)
+# log-sum-exp of row 0: log(e^2 + 2) = 2.2395447; of row 1: log 3 = 1.0986123
+LSE = np.array([np.log(np.exp(2.0) + 2.0), np.log(3.0)])
+
+
+def test_sparse_cross_entropy_matches_hand_computed_values():
+    losses = keras.ops.convert_to_numpy(sparse_cross_entropy([0, 2], LOGITS))
+    np.testing.assert_allclose(losses, [LSE[0] - 2.0, LSE[1]], rtol=1e-6)  # 0.2395, 1.0986
+
+
+def test_label_smoothing_spreads_the_target_over_every_class():
+    # target of row 0 with smoothing 0.3 over 3 classes: (0.8, 0.1, 0.1)
+    loss = keras.ops.convert_to_numpy(sparse_cross_entropy([0], LOGITS[:1], label_smoothing=0.3))
+    expected = 0.8 * (LSE[0] - 2.0) + 0.1 * LSE[0] + 0.1 * LSE[0]
+    np.testing.assert_allclose(loss, [expected], rtol=1e-6)
+
+
+def test_sparse_cross_entropy_is_finite_for_confident_wrong_logits_in_bfloat16():
+    logits = keras.ops.cast([[200.0, -200.0]], "bfloat16")
+    loss = keras.ops.convert_to_numpy(SparseCrossEntropy(reduction=None)([1], logits))
+    assert loss.dtype == np.float32 and loss[0] == pytest.approx(400.0, rel=1e-2)
+
+
+def test_sparse_cross_entropy_loss_reduces_over_the_batch_and_round_trips():
+    loss = SparseCrossEntropy(label_smoothing=0.1)
+    per_sample = SparseCrossEntropy(label_smoothing=0.1, reduction=None)([0, 2], LOGITS)
+    assert float(loss([0, 2], LOGITS)) == pytest.approx(float(np.mean(per_sample)))
+    revived = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert type(revived) is SparseCrossEntropy and revived.label_smoothing == 0.1
+
+
+def test_sparse_cross_entropy_rejects_smoothing_outside_zero_to_one():
+    with pytest.raises(ValueError, match="Received: label_smoothing=1.0"):
+        SparseCrossEntropy(label_smoothing=1.0)

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from {{ cookiecutter.package_name }}.components.metrics import StreamingMAE
+from {{ cookiecutter.package_name }}.components.metrics import StreamingAccuracy, StreamingMAE
 
 
 def test_streaming_mae_is_exact_over_uneven_batches():
@@ -48,3 +48,27 @@ def test_streaming_mae_round_trips_through_keras_serialization():
     assert revived.get_config() == {"name": "val_mae", "dtype": "float32"}
     assert StreamingMAE.from_config(revived.get_config()).name == "val_mae"
     np.testing.assert_array_equal(revived.result(), 0.0)
+
+
+def test_streaming_accuracy_is_exact_over_uneven_batches():
+    metric = StreamingAccuracy()
+    metric.update_state([0, 1, 2], [[5.0, 1.0, 0.0], [0.0, 1.0, 3.0], [0.0, 0.0, 9.0]])  # 2 of 3
+    metric.update_state([[1]], [[0.0, 2.0, 1.0]])  # 1 of 1, labels as a column
+    assert float(metric.result()) == pytest.approx(3 / 4)
+    assert float(metric.result()) != pytest.approx((2 / 3 + 1) / 2)  # not the mean of means
+
+
+def test_streaming_accuracy_applies_sample_weights_and_resets():
+    metric = StreamingAccuracy()
+    metric.update_state([0, 1], [[1.0, 0.0], [1.0, 0.0]], sample_weight=[3.0, 1.0])
+    assert float(metric.result()) == pytest.approx(3 / 4)
+    metric.reset_state()
+    assert float(metric.result()) == 0.0
+    metric.update_state([1], [[0.0, 1.0]])
+    assert float(metric.result()) == 1.0
+
+
+def test_streaming_accuracy_round_trips_through_keras_serialization():
+    metric = StreamingAccuracy(name="top1")
+    revived = keras.metrics.deserialize(keras.metrics.serialize(metric))
+    assert type(revived) is StreamingAccuracy and revived.name == "top1"

@@ -58,14 +58,22 @@ def test_no_readable_checkpoint_stops_instead_of_starting_over(make_config, tmp_
 
 def test_run_dir_of_another_model_is_refused_naming_the_difference(make_config):
     train_and_evaluate(make_config("train.steps=20"))
-    with pytest.raises(RunError, match="model.hidden_units was 16, now 8"):
-        train_and_evaluate(make_config("model.hidden_units=8"))
+    with pytest.raises(RunError, match=r"task\.hidden_units was 16, now 8"):
+        train_and_evaluate(make_config("task.hidden_units=8"))
+    with pytest.raises(RunError, match=r"task\._target_ was .*RegressionTask, now .*Classif"):
+        train_and_evaluate(make_config(task="image_classification"))
+    # A key the task does not list as identity (the data's noise) may change on resume.
+    assert train_and_evaluate(make_config("task.label_noise=0.2"))["step"] == 40
 
 
-def test_exploding_learning_rate_stops_and_writes_no_non_finite_checkpoint(make_config, tmp_path):
-    train_and_evaluate(make_config("train.steps=20"))
+def test_exploding_learning_rate_stops_and_writes_no_non_finite_checkpoint(
+    make_config, tmp_path, task
+):
+    train_and_evaluate(make_config("train.steps=20", task=task))
     with pytest.raises(Diverged, match=r"step 2\d.*not finite.*ckpt-20"):
-        train_and_evaluate(make_config("optimizer.learning_rate=1e30", "checkpoint.every_steps=5"))
+        train_and_evaluate(
+            make_config("optimizer.learning_rate=1e30", "checkpoint.every_steps=5", task=task)
+        )
     state = tf.train.get_checkpoint_state(str(tmp_path / "run" / "checkpoints"))
     assert state.model_checkpoint_path.endswith("ckpt-20")
     assert unreadable_reason(state.model_checkpoint_path) is None  # whole and finite

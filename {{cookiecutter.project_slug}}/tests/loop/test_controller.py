@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from {{ cookiecutter.package_name }}.loop.controller import next_boundary, train_and_evaluate
 from {{ cookiecutter.package_name }}.loop.logs import read_metrics
+from {{ cookiecutter.package_name }}.tasks.base import make_task
 
 
 def checkpoint_steps(run_dir):
@@ -23,16 +24,19 @@ def weights_at(run_dir, step):
     }
 
 
-def test_training_lowers_the_loss_and_writes_every_artifact(make_config):
-    cfg = make_config("train.steps=60")
+def test_training_lowers_the_loss_and_writes_every_artifact(make_config, task):
+    cfg = make_config("train.steps=60", task=task)
     result = train_and_evaluate(cfg)
     run_dir = cfg.run_dir
     records = read_metrics(run_dir)
     assert [r["step"] for r in records] == [10, 20, 30, 40, 50, 60]
-    for key in ("loss", "mae", "learning_rate", "steps_per_sec", "reconstruction_loss"):
-        assert key in records[0]
+    metrics = [metric.name for metric in make_task(cfg).build_metrics()]
+    assert metrics, "every shipped task reports at least one metric"
+    for key in ("loss", "grad_norm", "learning_rate", "steps_per_sec", *metrics):
+        assert key in records[0], key
     assert records[-1]["loss"] < 0.8 * records[0]["loss"]
-    assert [r["step"] for r in records if "eval_loss" in r] == [20, 40, 60]
+    for key in ("eval_loss", *(f"eval_{name}" for name in metrics)):
+        assert [r["step"] for r in records if key in r] == [20, 40, 60], key
     assert result["step"] == 60
     with open(f"{run_dir}/run.json", encoding="utf-8") as file:
         run_json = json.load(file)
@@ -70,11 +74,20 @@ def test_same_command_resumes_from_the_latest_checkpoint(make_config, tmp_path, 
     assert [r["step"] for r in read_metrics(str(tmp_path / "run"))] == [10, 20, 30, 40]
 
 
-def test_deterministic_resume_is_bitwise_equal_to_one_run(make_config, tmp_path):
+def test_model_metrics_are_logged_beside_the_task_metrics(make_config):
+    cfg = make_config(task="regression")
+    train_and_evaluate(cfg)
+    records = read_metrics(cfg.run_dir)
+    assert records[0]["reconstruction_loss"] > 0  # the regressor's own tracker
+
+
+def test_deterministic_resume_is_bitwise_equal_to_one_run(make_config, tmp_path, task):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    train_and_evaluate(make_config("deterministic=true", run_dir=straight))
-    train_and_evaluate(make_config("deterministic=true", "train.steps=20", run_dir=resumed))
-    train_and_evaluate(make_config("deterministic=true", run_dir=resumed))
+    train_and_evaluate(make_config("deterministic=true", run_dir=straight, task=task))
+    train_and_evaluate(
+        make_config("deterministic=true", "train.steps=20", run_dir=resumed, task=task)
+    )
+    train_and_evaluate(make_config("deterministic=true", run_dir=resumed, task=task))
     a, b = weights_at(straight, 40), weights_at(resumed, 40)
     assert a.keys() == b.keys()
     assert any("seeds" in name for name in a), "noise seed states must be checkpointed"

@@ -9,16 +9,18 @@ import tensorflow as tf
 from {{ cookiecutter.package_name }}.loop.cluster import make_cluster
 from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
 from {{ cookiecutter.package_name }}.loop.trainer import Trainer
+from {{ cookiecutter.package_name }}.tasks.base import make_task
 
 
-def trainer_for(make_config, policy):
-    cfg = make_config(f"precision={policy}")
-    x = np.random.default_rng(0).standard_normal((64, 8)).astype("float32")
-    return Trainer(cfg, make_cluster(cfg.distribute), x), x
+def trainer_for(make_config, policy, task):
+    cfg = make_config(f"precision={policy}", task=task)
+    built = make_task(cfg)
+    x = built.arrays().x_train[:64]
+    return Trainer(cfg, make_cluster(cfg.distribute), built, x), x
 
 
-def test_bfloat16_computes_low_and_keeps_float32_variables_and_losses(make_config):
-    trainer, x = trainer_for(make_config, "mixed_bfloat16")
+def test_bfloat16_computes_low_and_keeps_float32_variables_and_losses(make_config, task):
+    trainer, x = trainer_for(make_config, "mixed_bfloat16", task)
     assert all(v.dtype == "float32" for v in trainer.model.trainable_variables)
     assert trainer.model.layers[0].compute_dtype == "bfloat16"
     assert trainer.model(x).dtype == tf.float32  # the head outputs float32
@@ -26,8 +28,8 @@ def test_bfloat16_computes_low_and_keeps_float32_variables_and_losses(make_confi
     assert trainer.train_metrics["loss"].dtype == "float32"
 
 
-def test_float16_skips_a_step_with_non_finite_gradients(make_config):
-    trainer, x = trainer_for(make_config, "mixed_float16")
+def test_float16_skips_a_step_with_non_finite_gradients(make_config, task):
+    trainer, x = trainer_for(make_config, "mixed_float16", task)
     optimizer = trainer.optimizers[0]
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     before = [v.numpy().copy() for v in trainer.variables]
@@ -39,8 +41,8 @@ def test_float16_skips_a_step_with_non_finite_gradients(make_config):
     assert float(optimizer.dynamic_scale) == scale / 2
 
 
-def test_bfloat16_training_lowers_the_loss(make_config, tmp_path):
-    train_and_evaluate(make_config("precision=mixed_bfloat16", "train.steps=60"))
+def test_bfloat16_training_lowers_the_loss(make_config, tmp_path, task):
+    train_and_evaluate(make_config("precision=mixed_bfloat16", "train.steps=60", task=task))
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
     assert records[-1]["loss"] < records[0]["loss"]

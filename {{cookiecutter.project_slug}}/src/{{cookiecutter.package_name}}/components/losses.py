@@ -37,7 +37,6 @@ def huber(y_true, y_pred, threshold=1.0):
     >>> ops.convert_to_numpy(huber([[1.0], [1.0]], [[1.5], [4.0]], threshold=2.0)).tolist()
     [0.125, 4.0]
     """
-    # exercise begin: loss
     y_pred = ops.convert_to_tensor(y_pred)
     y_true = ops.cast(y_true, y_pred.dtype)
     error = y_true - y_pred
@@ -45,7 +44,6 @@ def huber(y_true, y_pred, threshold=1.0):
     squared = 0.5 * ops.square(error)
     linear = threshold * abs_error - 0.5 * threshold**2
     return ops.mean(ops.where(abs_error < threshold, squared, linear), axis=-1)
-    # exercise end
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -140,15 +138,14 @@ class SparseCrossEntropy(keras.losses.Loss):
     Example:
 
     >>> loss = SparseCrossEntropy(reduction=None)
-    >>> [round(v, 4) for v in ops.convert_to_numpy(loss([1, 0], [[0.0, 0.0], [9.0, 0.0]]))]
+    >>> [round(float(v), 4) for v in ops.convert_to_numpy(loss([1, 0], [[0.0, 0.0], [9.0, 0.0]]))]
     [0.6931, 0.0001]
     """
 
     def __init__(self, label_smoothing=0.0, name="sparse_cross_entropy", **kwargs):
         if not 0 <= label_smoothing < 1:
             raise ValueError(
-                "`label_smoothing` must be in [0, 1). "
-                f"Received: label_smoothing={label_smoothing}"
+                f"`label_smoothing` must be in [0, 1). Received: label_smoothing={label_smoothing}"
             )
         super().__init__(name=name, **kwargs)
         self.label_smoothing = float(label_smoothing)

@@ -59,7 +59,12 @@ def make_cluster(cfg: DistributeConfig) -> Cluster:
         strategy = tf.distribute.get_strategy()
     elif cfg.strategy == "mirrored":
         devices = split_cpu(cfg.cpu_devices) if cfg.cpu_devices else None
-        strategy = tf.distribute.MirroredStrategy(devices)
+        # Logical CPUs sum gradients on one device: with the default collective all-reduce a
+        # second MirroredStrategy in one process (a test session, a notebook) reused the first
+        # one's collective instance keys and failed with "Shape mismatch in the collective
+        # instance 100" (tensorflow/tensorflow#62790). GPUs keep TensorFlow's default (NCCL).
+        cross_device_ops = tf.distribute.ReductionToOneDevice() if devices else None
+        strategy = tf.distribute.MirroredStrategy(devices, cross_device_ops=cross_device_ops)
     elif cfg.strategy == "multi_worker_mirrored":
         strategy = _multi_worker()
     elif cfg.strategy == "tpu":

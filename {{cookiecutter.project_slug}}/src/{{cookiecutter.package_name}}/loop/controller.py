@@ -23,8 +23,8 @@ from .. import __version__
 from ..config import Config, to_dict
 from ..data import train_dataset
 from ..errors import EXIT_SIGINT, EXIT_SIGTERM, Diverged, RunError
-from .checkpoints import CheckpointKeeper, has_checkpoints
 from ..tasks.base import Task, make_task
+from .checkpoints import CheckpointKeeper, has_checkpoints
 from .cluster import Cluster, make_cluster
 from .logs import RunLog
 from .trainer import Trainer
