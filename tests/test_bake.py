@@ -23,8 +23,13 @@ EXPECTED_FILES = [
     "src/custom_tf_project/config.py",
     "src/custom_tf_project/conf/config.yaml",
     "src/custom_tf_project/loop/trainer.py",
+    "src/custom_tf_project/tasks/base.py",
+    "src/custom_tf_project/tasks/regression.py",
+    "src/custom_tf_project/tasks/image_classification.py",
     "src/custom_tf_project/components/losses.py",
     "src/custom_tf_project/models/residual_regressor.py",
+    "src/custom_tf_project/models/conv_classifier.py",
+    "tests/tasks/test_task_contract.py",
     "tests/conftest.py",
 ]
 
@@ -101,6 +106,15 @@ def test_open_licenses_carry_the_author(bake, license_name):
 def test_strategy_option_sets_the_default_config(bake, strategy):
     config = bake(distribution_strategy=strategy) / "src/custom_tf_project/conf/config.yaml"
     assert f"distribute: {strategy}" in config.read_text()
+
+
+@pytest.mark.parametrize("task", ["regression", "image_classification"])
+def test_default_task_option_sets_the_default_config_and_ships_both_tasks(bake, task):
+    project = bake(default_task=task)
+    config = project / "src/custom_tf_project/conf/config.yaml"
+    assert f"task: {task}" in config.read_text()
+    for module in ("regression", "image_classification"):
+        assert (project / f"src/custom_tf_project/tasks/{module}.py").is_file()
 
 
 @pytest.mark.parametrize("kit", ["solutions", "exercises"])

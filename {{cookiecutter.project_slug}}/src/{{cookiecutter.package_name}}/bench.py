@@ -210,11 +210,10 @@ class Bench:
 
     def tasks(self, names: str | None) -> list[str]:
         """The tasks of `--tasks` (checked), or every shipped task."""
-        from hydra.core.config_store import ConfigStore
-
         from .config import ConfigError
+        from .tasks.base import shipped_tasks
 
-        shipped = sorted(name.removesuffix(".yaml") for name in ConfigStore.instance().list("task"))
+        shipped = shipped_tasks()
         if names is None:
             return shipped
         chosen = [name.strip() for name in names.split(",") if name.strip()]

@@ -4,6 +4,9 @@
 overrides, checks every value, and returns a `Config`. Any problem raises `ConfigError` with one
 line naming the key; the entry points print that line and exit 2 before anything is written.
 This module never imports TensorFlow, so a bad command line is refused in a fraction of a second.
+`cfg.task` is the selected task's own config dataclass (`task=<name>`, keys `task.<key>`; see
+`tasks/`). The helpers `positive`, `non_negative`, `fraction` and `one_of` declare what a key
+accepts, for the loop's sections and every task's alike.
 
 >>> cfg = load_config(["train.steps=10", "train.batch_size=32"])
 >>> cfg.train.steps, cfg.train.batch_size
@@ -222,9 +225,9 @@ def _one_line(error: Exception) -> str:
 
 def load_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Composes the packaged config with `key=value` overrides and checks it."""
-    from .tasks.base import register_shipped_tasks
+    from .tasks.base import shipped_tasks
 
-    register_shipped_tasks()
+    shipped_tasks()  # each one an option of the `task` group
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=f"{__package__}.conf", version_base=None):

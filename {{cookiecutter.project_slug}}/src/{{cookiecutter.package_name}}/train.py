@@ -1,4 +1,4 @@
-"""Train the default model: `python -m {{ cookiecutter.package_name }}.train [key=value ...]`.
+"""Train a task's model: `python -m {{ cookiecutter.package_name }}.train [key=value ...]`.
 
 Running the same command again with the same `run_dir` resumes from the newest checkpoint and
 continues up to `train.steps`. Examples:
@@ -6,6 +6,7 @@ continues up to `train.steps`. Examples:
     python -m {{ cookiecutter.package_name }}.train run_dir=runs/a train.steps=600
     python -m {{ cookiecutter.package_name }}.train run_dir=runs/b distribute=mirrored distribute.cpu_devices=2
     python -m {{ cookiecutter.package_name }}.train run_dir=runs/c precision=mixed_bfloat16
+    python -m {{ cookiecutter.package_name }}.train run_dir=runs/d task=image_classification
 """
 
 from __future__ import annotations

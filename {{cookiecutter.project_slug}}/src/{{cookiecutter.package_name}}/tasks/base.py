@@ -156,8 +156,20 @@ def make_task(cfg) -> Task:
     return task_class(cfg.task._target_)(cfg.task, cfg.seed)
 
 
-def register_shipped_tasks() -> None:
-    """Imports every module of this package, so each task is an option of the `task` group."""
+def shipped_tasks() -> list[str]:
+    """Imports every module of this package, so each task is an option of the `task` group;
+    returns the names of the tasks they define (tasks defined elsewhere register too, when
+    their module is imported, but are not listed)."""
     package = importlib.import_module(__package__)
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{__package__}.{module.name}")
+    names = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{__package__}.{info.name}")
+        names += [
+            value.name
+            for value in vars(module).values()
+            if isinstance(value, type)
+            and issubclass(value, Task)
+            and value.__module__ == module.__name__
+            and value.name
+        ]
+    return sorted(names)
