@@ -28,11 +28,21 @@ ANSWERS = json.loads(r"""{
 # PEP 508 distribution name; PEP 440 public version; an address with one @ and a dotted domain.
 SLUG = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 VERSION = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+# ASCII only: pip refuses project metadata whose author email is not (PEP 621 via setuptools).
+EMAIL = re.compile(r"^[!-?A-~]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 PYTHON = re.compile(r"^3\.(1[0-9]|[2-9][0-9])$")
 STRATEGIES = ("none", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 TASKS = ("regression", "image_classification")
+
+
+# What a baked project imports: a package of the same name would hide it (or be hidden by it).
+DEPENDENCIES = (
+    "absl", "google", "h5py", "hydra", "ipykernel", "keras", "matplotlib", "ml_dtypes",
+    "nbclient", "nbformat", "numpy", "omegaconf", "pytest", "ruff", "scipy", "setuptools",
+    "sklearn", "tensorboard", "tensorflow", "tqdm", "yaml",
+)  # fmt: skip
+MAX_NAME = 64  # a folder and a distribution name; long names break paths on some systems
 
 
 def check_package_name(value):
@@ -42,7 +52,23 @@ def check_package_name(value):
         return "is a Python keyword; choose another name"
     if value != value.lower():
         return "must be lower case (PEP 8 package names)"
+    if len(value) > MAX_NAME:
+        return f"is {len(value)} characters long; at most {MAX_NAME}"
+    if value in sys.stdlib_module_names or value in ("test", "tests"):
+        return "is the name of a standard-library module, which it would hide; choose another"
+    if value in DEPENDENCIES:
+        return "is the name of a package the project depends on; choose another"
     return None
+
+
+def check_slug(value):
+    if len(value) > MAX_NAME:
+        return f"is {len(value)} characters long; at most {MAX_NAME}"
+    return pattern(
+        SLUG,
+        "a distribution name: letters, digits, '.', '_', '-', "
+        "starting and ending with a letter or digit",
+    )(value)
 
 
 def check_one_line(value):
@@ -63,14 +89,10 @@ def choice(options):
 
 CHECKS = {
     "project_name": check_one_line,
-    "project_slug": pattern(
-        SLUG,
-        "a distribution name: letters, digits, '.', '_', '-', "
-        "starting and ending with a letter or digit",
-    ),
+    "project_slug": check_slug,
     "package_name": check_package_name,
     "author_name": check_one_line,
-    "author_email": pattern(EMAIL, "an email address like name@example.org"),
+    "author_email": pattern(EMAIL, "an ASCII email address like name@example.org"),
     "description": check_one_line,
     "version": pattern(VERSION, "a PEP 440 version like 0.1.0"),
     "python_requires": pattern(PYTHON, "a Python version of 3.10 or newer, like 3.11"),

@@ -80,6 +80,18 @@ def test_awkward_names_derive_valid_names_and_parse(bake, name):
     assert name in (project / "README.md").read_text(encoding="utf-8")
 
 
+def test_a_very_long_project_name_bakes_with_a_slug_of_at_most_64_characters(bake):
+    project = bake(project_name="Deep " * 60)
+    assert len(project.name) <= 64 and project.name.startswith("deep-deep")
+    assert not project.name.endswith("-")
+
+
+def test_projects_register_their_custom_objects_under_their_own_package_name(bake):
+    project = bake(package_name="vlab")
+    registry = (project / "src/vlab/components/_registry.py").read_text()
+    assert 'PACKAGE = "vlab"' in registry
+
+
 def test_slug_and_package_can_be_overridden(bake):
     project = bake(project_slug="vision-lab", package_name="vlab")
     assert project.name == "vision-lab"

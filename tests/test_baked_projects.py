@@ -104,9 +104,7 @@ TASKS = ("regression", "image_classification")
 
 
 @pytest.mark.parametrize("combo", SUPPORTED, ids=combo_id)
-def test_every_supported_combination_bakes_installs_and_trains_every_task(
-    cookies, tmp_path, combo
-):
+def test_every_supported_combination_bakes_installs_and_trains_every_task(cookies, tmp_path, combo):
     strategy, precision = combo
     result = cookies.bake(
         extra_context={"distribution_strategy": strategy, "mixed_precision": precision}

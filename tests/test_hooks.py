@@ -26,6 +26,12 @@ BAD_ANSWERS = {
     "version": ({"version": "one"}, "version='one': must be a PEP 440 version"),
     "old-python": ({"python_requires": "3.8"}, "python_requires='3.8'"),
     "newline-description": ({"description": "two\nlines"}, "description="),
+    "stdlib-package": ({"package_name": "json"}, "package_name='json': is the name of a standard"),
+    "test-package": ({"package_name": "test"}, "package_name='test': is the name of a standard"),
+    "dependency-package": ({"package_name": "keras"}, "package_name='keras': is the name of a"),
+    "numpy-package": ({"package_name": "numpy"}, "package_name='numpy': is the name of a package"),
+    "long-package": ({"package_name": "p" * 65}, "is 65 characters long; at most 64"),
+    "non-ascii-email": ({"author_email": "zoë@example.org"}, "must be an ASCII email address"),
     "empty-name": (
         {"project_name": " ", "project_slug": "x", "package_name": "x"},
         "project_name=' ': must not be empty",

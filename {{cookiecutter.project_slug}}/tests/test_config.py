@@ -1,6 +1,8 @@
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,34 @@ def test_xla_on_logical_cpu_replicas_is_refused_in_one_line():
     overrides = ["train.jit_compile=true", "distribute=mirrored", "distribute.cpu_devices=2"]
     with pytest.raises(ConfigError, match="XLA cannot run replicas on logical CPU devices"):
         load_config(overrides)
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [("run_dir=runs/été", "run_dir"), ("run_dir=a,b", "a,b"), ("run_dir=~/runs", "run_dir")],
+    ids=["unicode", "comma", "tilde"],
+)
+def test_a_value_that_needs_quotes_says_to_quote_it(value, named):
+    with pytest.raises(ConfigError, match="must be quoted") as error:
+        load_config([value])
+    assert named in str(error.value) and "\n" not in str(error.value)
+    quoted = value.replace("=", "='", 1) + "'"
+    assert load_config([quoted]).run_dir == value.split("=", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "name"),
+    [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")],
+    ids=["sigterm", "ctrl-c"],
+)
+def test_a_signal_before_training_starts_is_one_line_and_its_exit_code(
+    tmp_path, capsys, signum, code, name
+):
+    def starting(cfg):
+        os.kill(os.getpid(), signum)  # arrives while TensorFlow starts, before the first step
+        time.sleep(1)
+
+    assert run("train", starting, [f"run_dir={tmp_path / 'run'}"]) == code
+    err = capsys.readouterr().err
+    assert err == f"stopped by {name} before training started; nothing was saved\n"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored for the caller

@@ -63,3 +63,10 @@ def test_npz_without_an_array_is_one_clear_error(tmp_path):
     np.savez(path, x_train=np.zeros((4, 2)))
     with pytest.raises(RunError, match="unreadable.*expected arrays x_train, y_train"):
         load_npz(str(path))
+
+
+def test_a_file_that_is_not_an_npz_archive_says_so(tmp_path):
+    path = tmp_path / "data.npz"
+    path.write_text("x,y\n1,2\n")
+    with pytest.raises(RunError, match=r"data.npz: not an .npz archive \(numpy.savez writes"):
+        load_npz(str(path))

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable
 
 from .config import Config, ConfigError, load_config
-from .errors import EXIT_DIVERGED, EXIT_USAGE, Diverged, RunError
+from .errors import (
+    EXIT_DIVERGED,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_USAGE,
+    AlreadyDone,
+    Diverged,
+    Interrupted,
+    RunError,
+)
 
 USAGE = "usage: python -m {module} [key=value ...]   (keys: see README, e.g. run_dir=runs/a)"
 
@@ -21,6 +31,25 @@ USAGE = "usage: python -m {module} [key=value ...]   (keys: see README, e.g. run
 def run(module: str, main: Callable[[Config], object], argv: list[str] | None = None) -> int:
     """Parses `argv` into a checked Config, runs `main(cfg)`, and maps failures to exit codes."""
     argv = sys.argv[1:] if argv is None else argv
+    # Until the loop installs its own handlers (which save a checkpoint first), SIGTERM and
+    # Ctrl-C end the command with one line instead of a traceback or a silent kill.
+    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    try:
+        return _run(module, main, argv)
+    except (KeyboardInterrupt, Interrupted) as stop:
+        code = getattr(stop, "exit_code", EXIT_SIGINT)
+        name = "SIGTERM" if code == EXIT_SIGTERM else "Ctrl-C"
+        print(f"stopped by {name} before training started; nothing was saved", file=sys.stderr)
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt_on_sigterm(signum, frame):
+    raise Interrupted(EXIT_SIGTERM)
+
+
+def _run(module: str, main: Callable[[Config], object], argv: list[str]) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         print(USAGE.format(module=module))
         return 0
@@ -37,6 +66,9 @@ def run(module: str, main: Callable[[Config], object], argv: list[str] | None = 
 
     try:
         main(cfg)
+    except AlreadyDone as done:
+        print(done, file=sys.stderr)
+        return 0
     except (RunError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -234,7 +234,13 @@ def load_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
             composed = compose(config_name="config", overrides=list(overrides))
         cfg = OmegaConf.to_object(composed)
     except (HydraException, OmegaConfBaseException, ValueError) as error:
-        raise ConfigError(f"bad configuration: {_one_line(error)}") from None
+        message = _one_line(error)
+        if "LexerNoViableAltException" in message or "Ambiguous value" in message:
+            message += (
+                "; a value with spaces, commas, '~' or non-ASCII letters must be quoted, "
+                "e.g. \"run_dir='runs/my run'\""
+            )
+        raise ConfigError(f"bad configuration: {message}") from None
     return validate(cfg)
 
 

@@ -17,6 +17,7 @@ storing an iterator in the checkpoint.
 from __future__ import annotations
 
 import os
+import zipfile
 from typing import NamedTuple
 
 import numpy as np
@@ -40,6 +41,11 @@ def load_npz(path: str) -> Arrays:
         raise RunError(
             f"data.path={path}: no such file (expected an .npz with x_train, y_train, "
             "x_test, y_test)"
+        )
+    if not zipfile.is_zipfile(path):
+        raise RunError(
+            f"data.path={path}: not an .npz archive (numpy.savez writes one, with x_train, "
+            "y_train, x_test, y_test)"
         )
     try:
         with np.load(path) as npz:

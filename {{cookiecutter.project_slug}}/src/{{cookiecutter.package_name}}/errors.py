@@ -6,6 +6,8 @@ __all__ = [
     "ConfigError",
     "RunError",
     "Diverged",
+    "AlreadyDone",
+    "Interrupted",
     "EXIT_USAGE",
     "EXIT_DIVERGED",
     "EXIT_SIGTERM",
@@ -21,6 +23,18 @@ EXIT_SIGINT = 130  # stopped by Ctrl-C after saving a checkpoint of the current 
 
 class RunError(RuntimeError):
     """A run cannot start or go on for a reason the user can act on (one line)."""
+
+
+class AlreadyDone(RuntimeError):
+    """The run is already at `train.steps`: nothing to train, nothing rewritten (exit 0)."""
+
+
+class Interrupted(RuntimeError):
+    """SIGTERM or Ctrl-C before training started: nothing was saved."""
+
+    def __init__(self, exit_code: int):
+        super().__init__("interrupted")
+        self.exit_code = exit_code
 
 
 class Diverged(RuntimeError):

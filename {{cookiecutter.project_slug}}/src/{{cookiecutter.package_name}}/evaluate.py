@@ -42,7 +42,7 @@ def restore_run(cfg: Config):
 
 def evaluate(cfg: Config) -> dict:
     """Held-out metrics of the newest checkpoint; also written to run_dir/eval.json."""
-    from .loop.controller import write_json
+    from .loop.run_dir import write_json
 
     cfg, _, trainer, arrays, step = restore_run(cfg)
     held_out = trainer.held_out(arrays.x_test, arrays.y_test, cfg.eval.batch_size)

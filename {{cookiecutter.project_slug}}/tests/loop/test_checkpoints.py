@@ -84,6 +84,8 @@ def test_unwritable_run_dir_is_one_clear_error(make_config, tmp_path):
     blocker.write_text("a file, not a directory")
     with pytest.raises(RunError, match="not writable"):
         train_and_evaluate(make_config(run_dir=blocker / "run"))
+    with pytest.raises(RunError, match="file: is a file, not a directory"):
+        train_and_evaluate(make_config(run_dir=blocker))
 
 
 def test_resumed_run_deletes_the_files_of_checkpoints_beyond_max_to_keep(make_config, tmp_path):

@@ -4,7 +4,7 @@ Importing this package registers every custom object with Keras, so `.keras` fil
 them load with `keras.models.load_model` and no `custom_objects`.
 
 >>> import keras
->>> keras.saving.get_registered_object("custom_tf>HuberLoss") is HuberLoss
+>>> keras.saving.get_registered_object("{{ cookiecutter.package_name }}>HuberLoss") is HuberLoss
 True
 """
 

@@ -7,8 +7,14 @@
   `tf.train.latest_checkpoint` read) moves only after the data files are complete, by an atomic
   rename: an interrupted save never becomes latest. The last `checkpoint.max_to_keep` stay on
   disk as fallbacks.
+* Resume finds checkpoints from the files themselves (`ckpt-<step>.index`), not from the pointer:
+  a lost, empty or garbage pointer file, a `run_dir` spelled another way (relative, absolute,
+  from another working directory) or a run directory moved or copied elsewhere loses nothing.
+  The pointer names checkpoints relative to its own directory, as `CheckpointManager` does.
 * Before a restore, every tensor of the candidate is read; a damaged checkpoint (truncated data,
   missing shard, garbage index) is named in a warning and the next older one is tried.
+* A save that fails (a full disk) removes what it wrote, leaves the pointer on the last complete
+  checkpoint and stops the run in one line.
 * Under a multi-worker strategy every worker takes part in a save (it is a collective op), but
   only the chief writes into run_dir; the others write into a temporary directory and delete it.
 """
@@ -51,12 +57,7 @@ class CheckpointKeeper:
 
     def candidates(self) -> list[str]:
         """Checkpoint prefixes found in the directory, newest first."""
-        state = tf.train.get_checkpoint_state(self.directory)
-        if state is None:
-            return []
-        paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-        paths = [p if os.path.isabs(p) else os.path.join(self.directory, p) for p in paths]
-        return sorted(set(paths), key=step_of, reverse=True)
+        return checkpoint_prefixes(self.directory)
 
     def restore_latest(self, allow_fresh_start: bool = False) -> int | None:
         """Restores the newest readable checkpoint and returns its step (None: nothing saved).
@@ -98,32 +99,48 @@ class CheckpointKeeper:
             return None
         if self._kept is None:  # first save: the checkpoints of earlier processes, oldest first
             os.makedirs(self.directory, exist_ok=True)
-            state = tf.train.get_checkpoint_state(self.directory)
-            paths = list(state.all_model_checkpoint_paths) if state else []
-            times = list(state.all_model_checkpoint_timestamps) if state else []
-            times = times if len(times) == len(paths) else [time.time()] * len(paths)
-            self._kept = [(os.path.basename(p), t) for p, t in zip(paths, times)]
+            paths = checkpoint_prefixes(self.directory)[::-1]
+            self._kept = [(os.path.basename(p), os.path.getmtime(f"{p}.index")) for p in paths]
         path = os.path.join(self.directory, f"ckpt-{step}")
-        self._write(tf.constant(path))
+        try:
+            self._write(tf.constant(path))
+        except (tf.errors.OpError, OSError) as error:
+            self._remove(path)
+            shutil.rmtree(f"{path}_temp", ignore_errors=True)
+            reason = getattr(error, "message", None) or getattr(error, "strerror", None) or error
+            last = self._kept[-1][0] if self._kept else "none"
+            raise RunError(
+                f"could not save {path} ({str(reason).strip().splitlines()[0][:160]}); "
+                f"the latest checkpoint is still {last}: free space and run the same command"
+            ) from None
         # Like CheckpointManager: record the new one first, then delete the oldest, then record
         # again, so a kill at any point leaves a pointer to complete files.
         name = os.path.basename(path)
         kept = [entry for entry in self._kept if entry[0] != name] + [(name, time.time())]
         self._record(kept)
         for old, _ in kept[: -self.max_to_keep]:
-            for file in glob.glob(glob.escape(os.path.join(self.directory, old)) + ".*"):
-                os.remove(file)
+            self._remove(os.path.join(self.directory, old))
         self._kept = kept[-self.max_to_keep :]
         if len(kept) > self.max_to_keep:
             self._record(self._kept)
         return path
 
+    @staticmethod
+    def _remove(prefix: str) -> None:
+        for file in glob.glob(glob.escape(prefix) + ".*"):
+            os.remove(file)
+
     def _record(self, kept: list[tuple[str, float]]) -> None:
         """Points `checkpoint` at the last of `kept` ((name, time) pairs), listing them all as
-        fallbacks; atomic. Timestamps let `tf.train.CheckpointManager` read the list too."""
+        fallbacks; atomic. Timestamps let `tf.train.CheckpointManager` read the list too.
+
+        Names are stored bare, relative to the checkpoint directory (readers join them to it):
+        `generate_checkpoint_state_proto` with the directory itself made them relative to the
+        working directory instead (`../../../ckpt-N`), which broke resume from anywhere else.
+        """
         names, times = zip(*kept)
         state = tf.compat.v1.train.generate_checkpoint_state_proto(
-            self.directory,
+            ".",  # bare names stay bare: relative to the checkpoint directory
             names[-1],
             all_model_checkpoint_paths=list(names),
             all_model_checkpoint_timestamps=list(times),
@@ -137,6 +154,16 @@ class CheckpointKeeper:
 def step_of(path: str) -> int:
     """`.../ckpt-1200` -> 1200."""
     return int(path.rsplit("-", 1)[-1])
+
+
+def checkpoint_prefixes(directory: str) -> list[str]:
+    """`<directory>/ckpt-<step>` of every checkpoint whose index file exists, newest first."""
+    prefixes = []
+    for index in glob.glob(os.path.join(glob.escape(directory), "ckpt-*.index")):
+        prefix = index[: -len(".index")]
+        if prefix.rsplit("-", 1)[-1].isdigit():
+            prefixes.append(prefix)
+    return sorted(prefixes, key=step_of, reverse=True)
 
 
 def unreadable_reason(path: str) -> str | None:
@@ -157,4 +184,4 @@ def unreadable_reason(path: str) -> str | None:
 
 
 def has_checkpoints(directory: str) -> bool:
-    return tf.train.get_checkpoint_state(directory) is not None
+    return bool(checkpoint_prefixes(directory))

@@ -7,40 +7,36 @@ Cadences (`train.log_every_steps`, `eval.every_steps`, `checkpoint.every_steps`)
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
+import math
 import os
-import platform
 import signal
 import sys
-import tempfile
 import time
 
 import keras
 import tensorflow as tf
 
-from .. import __version__
-from ..config import Config, to_dict
+from ..config import Config
 from ..data import train_dataset
-from ..errors import EXIT_SIGINT, EXIT_SIGTERM, Diverged, RunError
+from ..errors import EXIT_SIGINT, EXIT_SIGTERM, AlreadyDone, Diverged, RunError
 from ..tasks.base import Task, make_task
 from .checkpoints import CheckpointKeeper, has_checkpoints
-from .cluster import Cluster, make_cluster
+from .cluster import make_cluster
 from .logs import RunLog
+from .run_dir import (
+    IDENTITY_KEYS,
+    RunDirLock,
+    check_same_identity,
+    prepare_run_dir,
+    read_run_json,
+    start_segment,
+    write_json,
+)
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
-
-# Keys whose change makes a run_dir's checkpoints unusable (the model or its inputs differ),
-# besides the task's own `Task.identity_keys`.
-IDENTITY_KEYS = (
-    "task._target_",
-    "data.path",
-    "optimizer.name",
-    "optimizer.head_learning_rate",
-    "precision.policy",
-    "seed",
-)
 
 
 def identity_keys(task: Task) -> tuple[str, ...]:
@@ -53,72 +49,6 @@ class Stop(Exception):
     def __init__(self, exit_code: int, step: int):
         super().__init__(f"stopped at step {step}")
         self.exit_code, self.step = exit_code, step
-
-
-def prepare_run_dir(run_dir: str) -> None:
-    """Creates run_dir and proves it writable, or raises RunError."""
-    try:
-        os.makedirs(run_dir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=run_dir):
-            pass
-    except OSError as error:
-        raise RunError(f"run_dir={run_dir}: not writable ({error.strerror})") from None
-
-
-def write_json(path: str, payload: dict) -> None:
-    """Writes atomically: a reader never sees half a file."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as file:
-        json.dump(payload, file, indent=2)
-        file.write("\n")
-    os.replace(tmp, path)
-
-
-def _leaves(config, prefix: str = "") -> dict:
-    """{"model": {"hidden_units": 64}} -> {"model.hidden_units": 64}."""
-    if not isinstance(config, dict):
-        return {prefix: config}
-    leaves = {}
-    for key, value in config.items():
-        leaves.update(_leaves(value, f"{prefix}.{key}" if prefix else key))
-    return leaves
-
-
-def check_same_identity(run_dir: str, cfg: Config, keys: tuple[str, ...]) -> None:
-    """Refuses a run_dir whose checkpoints come from a different model or data config: one
-    whose run.json differs from `cfg` in one of `keys`."""
-    path = os.path.join(run_dir, "run.json")
-    if not os.path.exists(path):
-        return
-    with open(path, encoding="utf-8") as file:
-        saved = _leaves(json.load(file)["config"])
-    current = _leaves(to_dict(cfg))
-    for key in sorted(current):
-        if key in keys and saved.get(key) != current[key]:
-            raise RunError(
-                f"run_dir={run_dir} holds checkpoints of a different config: {key} was "
-                f"{saved.get(key)}, now {current[key]}; use a new run_dir or the old "
-                "value"
-            )
-
-
-def run_metadata(cfg: Config, cluster: Cluster) -> dict:
-    return {
-        "config": to_dict(cfg),
-        "seed": cfg.seed,
-        "strategy": cluster.name,
-        "num_replicas": cluster.num_replicas,
-        "num_workers": cluster.num_workers,
-        "precision": cfg.precision.policy,
-        "global_batch_size": cfg.train.batch_size,
-        "per_replica_batch_size": cfg.train.batch_size // cluster.num_replicas,
-        "versions": {
-            "package": __version__,
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "python": platform.python_version(),
-        },
-    }
 
 
 class _SignalFlag:
@@ -161,26 +91,41 @@ def train_and_evaluate(cfg: Config) -> dict:
         tf.config.experimental.enable_op_determinism()
     cluster = make_cluster(cfg.distribute)
     keras.utils.set_random_seed(cfg.seed)
-    run_dir = cfg.run_dir
-    if cluster.is_chief:
-        prepare_run_dir(run_dir)
-    checkpoint_dir = os.path.join(run_dir, "checkpoints")
     task = make_task(cfg)
-    if has_checkpoints(checkpoint_dir):
-        check_same_identity(run_dir, cfg, identity_keys(task))
+    arrays = task.arrays(cfg.data.path)  # bad data stops here, before anything is written
+    if cluster.is_chief:
+        prepare_run_dir(cfg.run_dir)
+    with RunDirLock(cfg.run_dir, enabled=cluster.is_chief):
+        return _train(cfg, cluster, task, arrays)
 
-    arrays = task.arrays(cfg.data.path)
+
+def _train(cfg: Config, cluster, task: Task, arrays) -> dict:
+    run_dir = cfg.run_dir
+    checkpoint_dir = os.path.join(run_dir, "checkpoints")
+    record = read_run_json(run_dir) if has_checkpoints(checkpoint_dir) else None
+    check_same_identity(record, cfg, identity_keys(task))
     trainer = Trainer(cfg, cluster, task, arrays.x_train)
     keeper = CheckpointKeeper(
         trainer.checkpoint, checkpoint_dir, cfg.checkpoint.max_to_keep, cluster.is_chief
     )
     restored = keeper.restore_latest(cfg.checkpoint.allow_fresh_start)
     step = restored or 0
+    if step >= cfg.train.steps:
+        message = (
+            f"run_dir={run_dir} is already at step {step} (ckpt-{step}); "
+            f"train.steps={cfg.train.steps} trains nothing: raise train.steps to continue"
+        )
+        raise AlreadyDone(message) if step == cfg.train.steps else RunError(message)
     trainer.apply_configured_learning_rates()
     if restored is not None:
         print(f"resumed from {checkpoint_dir}/ckpt-{step}; next step {step + 1}", file=sys.stderr)
     if cluster.is_chief:
-        write_json(os.path.join(run_dir, "run.json"), run_metadata(cfg, cluster))
+        record = start_segment(record, cfg, cluster, step)
+        changed = record["segments"][-1]["changed"]
+        if changed:
+            listed = ", ".join(f"{key} {old} -> {new}" for key, (old, new) in changed.items())
+            print(f"changed settings (recorded in run.json): {listed}", file=sys.stderr)
+        write_json(os.path.join(run_dir, "run.json"), record)
 
     strategy = cluster.strategy
     iterator = iter(
@@ -217,6 +162,12 @@ def train_and_evaluate(cfg: Config) -> dict:
                 if logs:
                     run_log.write(step, logs)
                     last_logs.update(logs)
+                bad = [key for key, value in logs.items() if not math.isfinite(value)]
+                if bad:
+                    raise Diverged(
+                        f"training diverged by step {step}: {bad[0]}={logs[bad[0]]} is not "
+                        f"finite; last good checkpoint: {_name(last_saved)}"
+                    )
                 if (
                     step % cfg.checkpoint.every_steps == 0
                     or step == cfg.train.steps
@@ -236,6 +187,10 @@ def train_and_evaluate(cfg: Config) -> dict:
                     interval_start, interval_steps = time.perf_counter(), 0
     finally:
         run_log.close()
+        if cluster.is_chief and last_saved is not None:  # how far this segment got, saved
+            record["segments"][-1]["end_step"] = last_saved
+            with contextlib.suppress(RunError):  # never hide the error that ended the run
+                write_json(os.path.join(run_dir, "run.json"), record)
     result = {
         "step": step,
         **last_logs,

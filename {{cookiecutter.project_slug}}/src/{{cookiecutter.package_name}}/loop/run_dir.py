@@ -1,0 +1,195 @@
+"""A run directory: made writable, held by one training process, and its record (`run.json`).
+
+* One writer: training takes an exclusive `flock` on `run_dir/.lock` before it writes anything
+  and keeps it to the end; a second process stops in one line naming the holder's pid and host.
+  The kernel drops the lock when its holder dies, so a killed run never leaves a stale lock.
+  Under a multi-worker strategy only the chief writes, so only the chief takes it.
+* `run.json` holds the config of the newest segment (what `evaluate` and `export` rebuild) and
+  every segment of the run: start and end step, command line, host, time, versions, and the keys
+  changed since the segment before (a resume may change the batch size or the learning rate;
+  it is recorded, not refused). Keys that make checkpoints unusable are refused instead.
+* Every file is written atomically (a temporary file, then a rename): a reader never sees half
+  a file, and a full disk leaves the previous file and no temporary one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import sys
+import tempfile
+import time
+
+from .. import __version__
+from ..config import Config, to_dict
+from ..errors import RunError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one writer per run directory is then up to you
+    fcntl = None
+
+# Keys whose change makes a run_dir's checkpoints unusable (the model or its inputs differ),
+# besides the task's own `Task.identity_keys` (as `task.<key>`).
+IDENTITY_KEYS = (
+    "task._target_",
+    "data.path",
+    "optimizer.name",
+    "optimizer.head_learning_rate",
+    "precision.policy",
+    "seed",
+)
+# Keys that may differ between segments without being a change of the run.
+NOT_RECORDED = ("run_dir", "distribute.", "checkpoint.allow_fresh_start")
+
+
+def prepare_run_dir(run_dir: str) -> None:
+    """Creates run_dir and proves it writable, or raises RunError."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise RunError(f"run_dir={run_dir}: is a file, not a directory; choose another run_dir")
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=run_dir):
+            pass
+    except OSError as error:
+        raise RunError(f"run_dir={run_dir}: not writable ({error.strerror})") from None
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Writes atomically: a reader never sees half a file; a failed write leaves no temporary."""
+    tmp = f"{path}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as file:
+            json.dump(payload, file, indent=2)
+            file.write("\n")
+        os.replace(tmp, path)
+    except OSError as error:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise RunError(f"{path}: could not be written ({error.strerror})") from None
+
+
+def read_run_json(run_dir: str) -> dict | None:
+    """The run's record, or None when there is none; RunError (one line) when it is damaged."""
+    path = os.path.join(run_dir, "run.json")
+    try:
+        with open(path, encoding="utf-8") as file:
+            record = json.load(file)
+        if not isinstance(record.get("config"), dict):
+            raise ValueError("no config in it")
+    except FileNotFoundError:
+        return None
+    except (ValueError, AttributeError) as error:
+        raise RunError(
+            f"{path}: damaged ({str(error).splitlines()[0][:80]}); it records the run's config: "
+            "restore it from a copy, or train into a new run_dir"
+        ) from None
+    return record
+
+
+class RunDirLock:
+    """Exclusive hold of a run directory by one process, for a `with` block."""
+
+    def __init__(self, run_dir: str, enabled: bool = True):
+        self.path = os.path.join(run_dir, ".lock")
+        self.enabled = enabled and fcntl is not None
+        self._file = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return self
+        self._file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (held to __exit__)
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "another process"
+            self._file.close()
+            raise RunError(
+                f"run_dir={os.path.dirname(self.path)}: in use by {holder}; wait for it to end, "
+                "or train into another run_dir"
+            ) from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        self._file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+
+
+def leaves(config, prefix: str = "") -> dict:
+    """{"task": {"hidden_units": 64}} -> {"task.hidden_units": 64}."""
+    if not isinstance(config, dict):
+        return {prefix: config}
+    flat = {}
+    for key, value in config.items():
+        flat.update(leaves(value, f"{prefix}.{key}" if prefix else key))
+    return flat
+
+
+def check_same_identity(record: dict | None, cfg: Config, keys: tuple[str, ...]) -> None:
+    """Refuses a run whose record (`run.json`) differs from `cfg` in one of `keys`."""
+    if record is None:
+        return
+    saved, current = leaves(record["config"]), leaves(to_dict(cfg))
+    for key in sorted(current):
+        if key in keys and saved.get(key) != current[key]:
+            raise RunError(
+                f"run_dir={cfg.run_dir} holds checkpoints of a different config: {key} was "
+                f"{saved.get(key)}, now {current[key]}; use a new run_dir or the old value"
+            )
+
+
+def changed_keys(record: dict | None, cfg: Config) -> dict:
+    """{key: [before, now]} for every setting that differs from the record's config."""
+    if record is None:
+        return {}
+    saved, current = leaves(record["config"]), leaves(to_dict(cfg))
+    return {
+        key: [saved.get(key), value]
+        for key, value in sorted(current.items())
+        if saved.get(key) != value and not key.startswith(NOT_RECORDED)
+    }
+
+
+def start_segment(record: dict | None, cfg: Config, cluster, start_step: int) -> dict:
+    """The run's record with a new segment starting at `start_step` (earlier ones kept)."""
+    import keras
+    import tensorflow as tf
+
+    versions = {
+        "package": __version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+    }
+    segments = list(record.get("segments", [])) if record else []
+    segments.append(
+        {
+            "start_step": start_step,
+            "end_step": None,
+            "command": sys.argv,
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": versions,
+            "changed": changed_keys(record, cfg) if start_step else {},
+        }
+    )
+    return {
+        "config": to_dict(cfg),
+        "seed": cfg.seed,
+        "strategy": cluster.name,
+        "num_replicas": cluster.num_replicas,
+        "num_workers": cluster.num_workers,
+        "precision": cfg.precision.policy,
+        "global_batch_size": cfg.train.batch_size,
+        "per_replica_batch_size": cfg.train.batch_size // cluster.num_replicas,
+        "versions": versions,
+        "segments": segments,
+    }
