@@ -16,9 +16,8 @@ from {{ cookiecutter.package_name }}.models import ResidualRegressor
 
 RELOAD = """
 import sys
-import keras
+{imports}
 import numpy as np
-import {package}.models
 
 model = keras.models.load_model(sys.argv[1])
 assert type(model).__name__ == "ResidualRegressor", type(model)
@@ -28,7 +27,13 @@ np.save(sys.argv[3], keras.ops.convert_to_numpy(model(np.load(sys.argv[2]))))
 
 
 @pytest.mark.slow  # a fresh Python process pays TensorFlow's start-up
-def test_saved_model_reloads_in_a_fresh_process_with_identical_outputs(tmp_path):
+@pytest.mark.parametrize(
+    "imports",
+    ["import {package}\nimport keras", "import keras\nimport {package}"],
+    ids=["package-then-keras", "keras-then-package"],
+)
+def test_saved_model_reloads_in_a_fresh_process_with_identical_outputs(tmp_path, imports):
+    """`import <package>` is all a fresh process needs, whichever it imports first."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 8)).astype(np.float32)
     model = ResidualRegressor(hidden_units=16, seed=0)
@@ -41,7 +46,7 @@ def test_saved_model_reloads_in_a_fresh_process_with_identical_outputs(tmp_path)
     source_root = str(Path(package.__file__).resolve().parents[1])
     python_path = os.pathsep.join([source_root, os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "PYTHONPATH": python_path}
-    code = RELOAD.format(package=package.__name__)
+    code = RELOAD.format(imports=imports.format(package=package.__name__))
     outputs_path = tmp_path / "outputs.npy"
     completed = subprocess.run(
         [sys.executable, "-c", code, str(path), str(tmp_path / "inputs.npy"), str(outputs_path)],

@@ -4,7 +4,8 @@
 
 writes `run_dir/export/`:
 
-* `model.keras`: reloads wherever the package is installed (its custom objects are registered):
+* `model.keras`: reloads wherever the package is installed, once it is imported (its custom
+  objects register with Keras): `import {{ cookiecutter.package_name }}`, then
   `keras.models.load_model("runs/a/export/model.keras")`.
 * `saved_model/`: a TensorFlow SavedModel whose `serving_default` signature returns what the
   task serves (`Task.serve`: `predictions` for the regression, `probabilities` and `class_ids`

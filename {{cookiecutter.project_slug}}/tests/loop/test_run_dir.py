@@ -161,3 +161,12 @@ def test_a_damaged_run_json_is_one_line_for_train_and_evaluate(make_config, tmp_
         train_and_evaluate(make_config())
     with pytest.raises(Exception, match="run.json: not a run.json written by training"):
         evaluate(make_config())
+
+
+def test_a_changed_optimizer_without_run_json_is_refused_not_half_restored(make_config, tmp_path):
+    train_and_evaluate(make_config("train.steps=20"))
+    (tmp_path / "run" / "run.json").unlink()  # no record to compare the config with
+    with pytest.raises(RunError, match="ckpt-20: holds a different model or optimizer"):
+        train_and_evaluate(make_config("optimizer.name=sgd"))
+    with pytest.raises(RunError, match="ckpt-20: holds a different model or optimizer"):
+        train_and_evaluate(make_config("task.hidden_units=8"))

@@ -71,10 +71,10 @@ class CheckpointKeeper:
             if problem:
                 log.warning("checkpoint %s is damaged (%s); trying an older one", path, problem)
                 continue
-            status = self.checkpoint.restore(path)
             try:
-                status.assert_existing_objects_matched()
-            except AssertionError as error:
+                status = self.checkpoint.restore(path)
+                status.assert_consumed()  # every saved value used: no partial restore
+            except (AssertionError, ValueError) as error:  # other objects, or other shapes
                 raise RunError(
                     f"{path}: holds a different model or optimizer than this config "
                     f"({str(error).splitlines()[0][:160]}); use a new run_dir"
