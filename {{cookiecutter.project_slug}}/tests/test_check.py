@@ -9,8 +9,11 @@ import pytest
 import {{ cookiecutter.package_name }} as package
 from {{ cookiecutter.package_name }}.check import (
     EXERCISES,
+    Outcomes,
+    autograder_results,
     deciding_exercise,
     status_of,
+    statuses_of,
     unfinished_exercise,
     unfinished_exercise_in_output,
 )
@@ -68,11 +71,58 @@ def test_status_of_an_exercise_comes_from_its_deciding_tests(outcomes, status):
     assert status_of("loss", outcomes) == status
 
 
+def test_a_failure_is_blamed_on_the_first_earlier_exercise_that_fails():
+    # A wrong metric fails the train step's evaluation test too: the step waits for the metric.
+    assert status_of("train_step", ["passed", "failed"], earlier=("metric",)) == (
+        "waits for metric"
+    )
+    assert status_of("train_step", ["passed", "failed"]) == "failing"
+
+
+def test_a_test_stopped_by_a_later_exercise_does_not_decide_an_earlier_one():
+    assert status_of("dense_layer", ["passed", "xfailed:model"]) == "done"
+
+
+def fake_outcomes(results):
+    """Outcomes as pytest would record them: {nodeid: outcome or (failed, message)}."""
+    outcomes = Outcomes()
+    for nodeid, result in results.items():
+        if isinstance(result, tuple):
+            outcomes.by_test[nodeid], outcomes.failures[nodeid] = "failed", result[1]
+        else:
+            outcomes.by_test[nodeid] = result
+    return outcomes
+
+
+def test_rows_count_tests_and_the_autograder_json_gives_one_point_per_exercise_done():
+    metric_test = "tests/components/test_metrics.py::test_streaming_mae_is_exact_over_uneven"
+    outcomes = fake_outcomes(
+        {
+            "tests/components/test_losses.py::test_huber_matches_hand_computed_values": "passed",
+            metric_test: ("failed", "assert 2.5 == 2.0"),
+            "tests/loop/test_trainer.py::test_the_step_runs_the_model_in_training_mode": (
+                "failed",
+                "assert 0 > 0",
+            ),
+        }
+    )
+    rows = {exercise.name: row for exercise, *row in statuses_of(outcomes)}
+    assert rows["loss"] == ["done", 1, 1]
+    assert rows["metric"] == ["failing", 0, 1]
+    assert rows["train_step"][0] == "waits for metric"  # the first earlier one failing
+    results = autograder_results(statuses_of(outcomes), outcomes)
+    assert results["score"] == 1.0
+    metric = next(test for test in results["tests"] if test["name"] == "metric")
+    assert metric["max_score"] == 1.0 and metric["score"] == 0.0
+    assert "assert 2.5 == 2.0" in metric["output"] and metric_test in metric["output"]
+
+
 def test_exercises_have_unique_names_and_every_deciding_test_exists():
     assert len(set(NAMES)) == len(NAMES)
     for exercise in EXERCISES:
         for test in exercise.tests:
             path, _, name = test.partition("::")
+            name = name.split("[")[0]
             assert (ROOT / path).is_file(), test
             if name:
                 tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
@@ -88,3 +138,30 @@ def test_every_exercise_left_in_the_source_is_in_the_table():
         name for path in source.rglob("*.py") for name in RAISED.findall(path.read_text("utf-8"))
     }
     assert found <= set(NAMES)
+
+
+@pytest.mark.parametrize(
+    ("target", "name"),
+    [
+        ("{{ cookiecutter.package_name }}.loop.trainer.Trainer._replica_train_step", "train_step"),
+        ("{{ cookiecutter.package_name }}.models.residual_regressor.ResidualRegressor.call", "model"),
+    ],
+    ids=["train_step", "model"],
+)
+def test_training_with_an_unfinished_exercise_is_one_line_and_writes_nothing(
+    tmp_path, capsys, target, name
+):
+    from unittest import mock
+
+    from {{ cookiecutter.package_name }}.cli import run
+    from {{ cookiecutter.package_name }}.train import train
+
+    run_dir = tmp_path / "run"
+    # autospec keeps the signature Keras inspects; the body is an unfinished exercise's
+    with mock.patch(target, autospec=True, side_effect=NotImplementedError(message(name))):
+        code = run("train", train, [f"run_dir={run_dir}", "task=regression", "train.steps=10"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == f"error: {message(name)}; `make check` shows what is left\n"
+    assert "\x1b[" not in err
+    assert not run_dir.exists()

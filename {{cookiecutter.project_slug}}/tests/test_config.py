@@ -146,7 +146,12 @@ def test_a_signal_before_training_starts_is_one_line_and_its_exit_code(
         os.kill(os.getpid(), signum)  # arrives while TensorFlow starts, before the first step
         time.sleep(1)
 
-    assert run("train", starting, [f"run_dir={tmp_path / 'run'}"]) == code
+    # Python's own Ctrl-C handler, as in a terminal (a background job inherits SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert run("train", starting, [f"run_dir={tmp_path / 'run'}"]) == code
+    finally:
+        signal.signal(signal.SIGINT, previous)
     err = capsys.readouterr().err
     assert err == f"stopped by {name} before training started; nothing was saved\n"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored for the caller

@@ -61,6 +61,23 @@ def test_reconstruction_weight_scales_the_added_loss():
     np.testing.assert_allclose(float(heavy.losses[0]), 3 * float(light.losses[0]), rtol=1e-5)
 
 
+def test_reconstruction_loss_is_the_weighted_mean_squared_error_in_float32(mixed_bfloat16):
+    model = make_model(l1=0.0, reconstruction_weight=0.25, noise_stddev=0.0)
+    model(INPUTS)
+    hidden = model.input_projection(INPUTS)
+    for block in model.blocks:
+        hidden = block(hidden)
+    reconstruction = keras.ops.convert_to_numpy(
+        keras.ops.cast(model.reconstruction_head(hidden), "float32")
+    ).astype(np.float64)
+    # The model's call casts its inputs to bfloat16 (Keras' autocast), the error is float32.
+    inputs = keras.ops.convert_to_numpy(keras.ops.cast(INPUTS, "bfloat16")).astype(np.float64)
+    expected = 0.25 * np.mean((reconstruction - inputs) ** 2)  # computed in float64
+    assert keras.backend.standardize_dtype(model.losses[0].dtype) == "float32"
+    # bfloat16 arithmetic (8 bits of mantissa) would be off by ~0.4%
+    assert float(model.losses[0]) == pytest.approx(expected, rel=1e-5)
+
+
 def test_variable_groups_cover_every_trainable_variable_exactly_once():
     model = make_model()
     groups = model.variable_groups()

@@ -15,8 +15,10 @@ and `tests/conftest.py` reports every test it stops as an expected failure (xfai
 'waits for dense_layer'
 """
 
+import argparse
 import contextlib
 import io
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -39,35 +41,39 @@ class Exercise:
 
 LAYERS = "tests/components/test_layers.py"
 MODELS = "tests/test_models.py"
+DOCTESTS = "tests/test_docstrings.py::test_docstring_examples_run[{{ cookiecutter.package_name }}.{}]"
+# Every test that exercises an exercise decides it: its own file, its docstring's examples, and
+# for the train step the loop, precision and distribution tests that run it.
 EXERCISES = (
     Exercise(
         "activation",
         "components/activations.py: scaled_softplus",
-        ("tests/components/test_activations.py",),
+        ("tests/components/test_activations.py", DOCTESTS.format("components.activations")),
     ),
     Exercise(
         "initializer",
         "components/initializers.py: glorot_normal_gain, GlorotNormalGain.__call__",
-        ("tests/components/test_initializers.py",),
+        ("tests/components/test_initializers.py", DOCTESTS.format("components.initializers")),
     ),
     Exercise(
         "regularizer",
         "components/regularizers.py: l1_penalty",
-        ("tests/components/test_regularizers.py::test_l1_penalty_matches_hand_computed_value",),
+        ("tests/components/test_regularizers.py", DOCTESTS.format("components.regularizers")),
     ),
     Exercise(
         "constraint",
         "components/constraints.py: positive_weights, PositiveWeights.__call__",
-        (
-            "tests/components/test_constraints.py"
-            "::test_positive_weights_matches_hand_computed_values",
-        ),
+        ("tests/components/test_constraints.py", DOCTESTS.format("components.constraints")),
     ),
-    Exercise("loss", "components/losses.py: huber", ("tests/components/test_losses.py",)),
+    Exercise(
+        "loss",
+        "components/losses.py: huber",
+        ("tests/components/test_losses.py", DOCTESTS.format("components.losses")),
+    ),
     Exercise(
         "metric",
         "components/metrics.py: StreamingMAE.update_state and .result",
-        ("tests/components/test_metrics.py",),
+        ("tests/components/test_metrics.py", DOCTESTS.format("components.metrics")),
     ),
     Exercise(
         "dense_layer",
@@ -75,6 +81,9 @@ EXERCISES = (
         (
             f"{LAYERS}::test_custom_dense_matches_hand_computed_values",
             f"{LAYERS}::test_custom_dense_passes_keras_layer_harness",
+            f"{LAYERS}::test_constrained_custom_dense_passes_keras_layer_harness",
+            f"{LAYERS}::test_custom_dense_keeps_its_kernel_constraint_through_an_optimizer_step",
+            DOCTESTS.format("components.layers.dense"),
         ),
     ),
     Exercise(
@@ -82,22 +91,30 @@ EXERCISES = (
         "components/layers/residual.py: ResidualBlock.call",
         (
             f"{LAYERS}::test_residual_block_adds_its_inputs_to_the_stack_output",
+            f"{LAYERS}::test_residual_block_of_two_layers_matches_a_hand_computation",
             f"{LAYERS}::test_residual_block_passes_keras_layer_harness",
+            DOCTESTS.format("components.layers.residual"),
         ),
     ),
     Exercise(
         "model",
         "models/residual_regressor.py: ResidualRegressor.call",
-        (
-            f"{MODELS}::test_model_outputs_one_float32_prediction_per_sample",
-            f"{MODELS}::test_reconstruction_tracker_reports_the_added_loss_only_in_training",
-        ),
+        (MODELS, DOCTESTS.format("models.residual_regressor")),
     ),
-    Exercise("custom_gradient", "autodiff.py: stable_softplus", ("tests/test_autodiff.py",)),
+    Exercise(
+        "custom_gradient",
+        "autodiff.py: stable_softplus",
+        ("tests/test_autodiff.py", DOCTESTS.format("autodiff")),
+    ),
     Exercise(
         "train_step",
         "loop/trainer.py: Trainer._replica_train_step",
-        ("tests/loop/test_trainer.py",),
+        (
+            "tests/loop/test_trainer.py",
+            "tests/loop/test_distribute.py",
+            "tests/loop/test_precision.py",
+            "tests/loop/test_controller.py",
+        ),
     ),
 )
 ORDER = {exercise.name: index for index, exercise in enumerate(EXERCISES)}
@@ -135,13 +152,26 @@ def deciding_exercise(nodeid):
     return None
 
 
-def status_of(name, outcomes):
-    """An exercise's status from its deciding tests' outcomes (`passed`, `xfailed:<name>`...)."""
+def status_of(name, outcomes, earlier=()):
+    """An exercise's status from its deciding tests' outcomes (`passed`, `xfailed:<name>`...).
+
+    `earlier` holds the exercises before it (in the table's order) whose own tests fail: a
+    failure here is blamed on the first of them ("train_step waits for metric": a wrong metric
+    also fails the step's evaluation test). An unfinished exercise stops tests (xfail) instead
+    of failing them. A test stopped by a later exercise does not decide an earlier one.
+    """
     if not outcomes:
         return "no test found"
-    if "failed" in outcomes:
-        return "failing"
-    waiting = {outcome.split(":", 1)[1] for outcome in outcomes if outcome.startswith("xfailed:")}
+    position = ORDER.get(name, len(ORDER))
+
+    def stopped_by(outcome):
+        return outcome.split(":", 1)[1] if outcome.startswith("xfailed:") else None
+
+    later = [o for o in outcomes if ORDER.get(stopped_by(o) or "", -1) > position]
+    deciding = [o for o in outcomes if o not in later] or later
+    waiting = {stopped_by(o) for o in deciding if stopped_by(o)}
+    if "failed" in deciding:
+        return f"waits for {earlier[0]}" if earlier else "failing"
     if name in waiting:
         return "to do"
     if waiting:
@@ -154,10 +184,14 @@ class Outcomes:
 
     def __init__(self):
         self.by_test = {}
+        self.failures = {}  # nodeid -> the first line of what failed
 
     def pytest_runtest_logreport(self, report):
         if report.failed:
             outcome = "failed"
+            crash = getattr(report.longrepr, "reprcrash", None)
+            message = crash.message if crash else str(report.longrepr)
+            self.failures.setdefault(report.nodeid, (message.strip().splitlines() or [""])[0])
         elif report.skipped and hasattr(report, "wasxfail"):
             match = MESSAGE.match(report.wasxfail)
             outcome = f"xfailed:{match['name'] if match else '?'}"
@@ -177,45 +211,102 @@ class Outcomes:
             if deciding_exercise(nodeid) == exercise
         ]
 
+    def failed_tests(self, exercise):
+        return [
+            (nodeid, message)
+            for nodeid, message in self.failures.items()
+            if deciding_exercise(nodeid) == exercise
+        ]
+
 
 def run_deciding_tests():
     """Runs every deciding test in this process; returns (Outcomes, exit code, pytest's output)."""
     import pytest
 
     outcomes, output = Outcomes(), io.StringIO()
-    tests = dict.fromkeys(str(ROOT / test) for exercise in EXERCISES for test in exercise.tests)
+    # The doctests are one parametrized test: select the file, match the ids afterwards.
+    selected = dict.fromkeys(
+        test.split("::")[0] if "[" in test else test
+        for exercise in EXERCISES
+        for test in exercise.tests
+    )
+    arguments = [str(ROOT / test) for test in selected]
     with contextlib.redirect_stdout(output):
         code = pytest.main(
-            [*tests, "-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT)], plugins=[outcomes]
+            [*arguments, "-q", "-m", "not slow", "-p", "no:cacheprovider", "--rootdir", str(ROOT)],
+            plugins=[outcomes],
         )
     return outcomes, int(code), output.getvalue()
 
 
-def table(statuses):
+def statuses_of(outcomes):
+    """[(exercise, status, passed, total)] in the table's order, blaming failures on the first
+    earlier exercise whose tests fail."""
+    rows, failing = [], []
+    for exercise in EXERCISES:
+        results = outcomes.of(exercise)
+        status = status_of(exercise.name, results, tuple(failing))
+        rows.append((exercise, status, results.count("passed"), len(results)))
+        if "failed" in results:
+            failing.append(exercise.name)
+    return rows
+
+
+def table(rows, outcomes=None):
     source = PACKAGE_DIR.relative_to(ROOT).as_posix()
-    done = sum(status == "done" for _, status in statuses)
+    done = sum(status == "done" for _, status, _, _ in rows)
     lines = [
-        f"Exercises: {done} of {len(statuses)} done (files under {source}/).",
+        f"Exercises: {done} of {len(rows)} done (files under {source}/).",
         "",
-        f"  #  {'exercise':<16} {'status':<26} write",
+        f"  #  {'exercise':<16} {'status':<26} {'tests':>7}  write",
     ]
-    for number, (exercise, status) in enumerate(statuses, start=1):
-        lines.append(f"{number:>3}  {exercise.name:<16} {status:<26} {exercise.where}")
-        lines.append(f"{'':>21} decided by: pytest {' '.join(exercise.tests)}")
+    for number, (exercise, status, passed, total) in enumerate(rows, start=1):
+        count = f"{passed}/{total}"
+        lines.append(f"{number:>3}  {exercise.name:<16} {status:<26} {count:>7}  {exercise.where}")
     lines.append("")
-    for exercise, status in statuses:
+    for exercise, status, _, _ in rows:
         if status == "failing":
-            tests = " ".join(exercise.tests)
-            lines.append(f"Failing: {exercise.name}: run `pytest {tests}` to read why.")
-    to_do = [exercise for exercise, status in statuses if status == "to do"]
+            lines.append(f"Failing: {exercise.name}:")
+            for nodeid, message in (outcomes.failed_tests(exercise) if outcomes else [])[:3]:
+                lines.append(f"  {nodeid}")
+                lines.append(f"    {message[:200]}")
+            lines.append(f"  run `pytest {' '.join(exercise.tests[:1])}` to read the whole story.")
+    to_do = [exercise for exercise, status, _, _ in rows if status == "to do"]
     if to_do:
         lines.append(f"Next: {to_do[0].name}: write {to_do[0].where} (its docstring says how).")
-    elif done == len(statuses):
+    elif done == len(rows):
         lines.append(f"All {done} exercises are done.")
     return "\n".join(lines)
 
 
-def main():
+def autograder_results(rows, outcomes):
+    """The Gradescope `results.json` shape: one test per exercise, 1 point when done."""
+    tests = []
+    for exercise, status, passed, total in rows:
+        failures = outcomes.failed_tests(exercise)
+        output = f"{status}: {passed} of {total} tests pass"
+        output += "".join(f"\n{nodeid}: {message[:300]}" for nodeid, message in failures[:5])
+        tests.append(
+            {
+                "name": exercise.name,
+                "score": 1.0 if status == "done" else 0.0,
+                "max_score": 1.0,
+                "status": "passed" if status == "done" else "failed",
+                "output": output,
+            }
+        )
+    return {"score": sum(test["score"] for test in tests), "tests": tests}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m {{ cookiecutter.package_name }}.check",
+        description="Runs the tests of every exercise and prints which are done.",
+    )
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write an autograder results.json (Gradescope shape)"
+    )
+    args = parser.parse_args(argv)
     try:
         import pytest  # noqa: F401
     except ImportError:
@@ -238,11 +329,12 @@ def main():
             file=sys.stderr,
         )
         return 2
-    statuses = [
-        (exercise, status_of(exercise.name, outcomes.of(exercise))) for exercise in EXERCISES
-    ]
-    print(table(statuses))
-    return 1 if any(status == "failing" for _, status in statuses) else 0
+    rows = statuses_of(outcomes)
+    print(table(rows, outcomes))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump(autograder_results(rows, outcomes), file, indent=2)
+    return 1 if any(status == "failing" for _, status, _, _ in rows) else 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable
 
+from .check import unfinished_exercise
 from .config import Config, ConfigError, load_config
 from .errors import (
     EXIT_DIVERGED,
@@ -69,6 +70,12 @@ def _run(module: str, main: Callable[[Config], object], argv: list[str]) -> int:
     except AlreadyDone as done:
         print(done, file=sys.stderr)
         return 0
+    except NotImplementedError as error:
+        unfinished = unfinished_exercise(error)
+        if unfinished is None:
+            raise
+        print(f"error: {unfinished}; `make check` shows what is left", file=sys.stderr)
+        return EXIT_USAGE
     except (RunError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

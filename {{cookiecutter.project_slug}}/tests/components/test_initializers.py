@@ -31,8 +31,18 @@ def test_seed_makes_values_reproducible_and_distinct_seeds_differ():
     assert not np.array_equal(first, other)
 
 
+def test_an_unseeded_instance_returns_the_same_values_at_every_call():
+    initializer = GlorotNormalGain()  # like Keras' own: the seed is drawn once, at creation
+    first = keras.ops.convert_to_numpy(initializer((4, 4)))
+    np.testing.assert_array_equal(first, keras.ops.convert_to_numpy(initializer((4, 4))))
+    other = keras.ops.convert_to_numpy(GlorotNormalGain()((4, 4)))
+    assert not np.array_equal(first, other)  # another unseeded instance draws other values
+
+
 def test_initializer_honours_requested_dtype():
     values = GlorotNormalGain(seed=0)((3, 3), dtype="float16")
+    assert keras.backend.standardize_dtype(values.dtype) == "float16"
+    values = glorot_normal_gain((3, 3), dtype="float16")
     assert keras.backend.standardize_dtype(values.dtype) == "float16"
 
 

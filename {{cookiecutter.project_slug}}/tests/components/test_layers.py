@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from keras.src.testing import TestCase
 
 from {{ cookiecutter.package_name }}.components.activations import ScaledSoftplus
@@ -111,6 +112,34 @@ def test_custom_dense_matches_hand_computed_values():
     layer.set_weights([kernel, np.array([1, 1], np.float32)])
     outputs = layer(np.array([[1.0, 1.0, 1.0]], np.float32))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(outputs), [[7.0, 0.0]])
+
+
+def test_custom_dense_keeps_its_kernel_constraint_through_an_optimizer_step():
+    layer = CustomDense(2, kernel_initializer="ones", kernel_constraint=PositiveWeights())
+    layer.build((None, 3))
+    assert layer.kernel.constraint is not None
+    optimizer = keras.optimizers.SGD(learning_rate=10.0)
+    with tf.GradientTape() as tape:
+        # gradient 4 per kernel entry: 1 - 10 * 4 < 0 without the constraint
+        loss = keras.ops.sum(layer(np.ones((4, 3), np.float32)))
+    variables = layer.trainable_variables
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    assert keras.ops.convert_to_numpy(layer.kernel).min() >= 0.0
+
+
+def test_residual_block_of_two_layers_matches_a_hand_computation():
+    # out = x + relu(relu(x W1 + b1) W2 + b2): one skip around the whole stack, each layer fed
+    # the previous one's output.
+    block = ResidualBlock(2, num_layers=2, activation="relu")
+    x = np.array([[1.0, -2.0]], np.float32)
+    block.build(x.shape)
+    w1, b1 = np.array([[1.0, 2.0], [3.0, -1.0]], np.float32), np.array([0.5, 0.0], np.float32)
+    w2, b2 = np.array([[2.0, 0.0], [1.0, 1.0]], np.float32), np.array([0.0, 1.0], np.float32)
+    block.hidden[0].set_weights([w1, b1])
+    block.hidden[1].set_weights([w2, b2])
+    # x W1 + b1 = [1 - 6 + 0.5, 2 + 2] = [-4.5, 4] -> relu [0, 4]
+    # [0, 4] W2 + b2 = [4, 4 + 1] = [4, 5] -> relu [4, 5]; plus x: [5, 3]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(block(x)), [[5.0, 3.0]])
 
 
 def test_residual_block_adds_its_inputs_to_the_stack_output():

@@ -25,6 +25,25 @@ def test_huber_threshold_moves_the_quadratic_region():
     np.testing.assert_allclose(losses, [(0.125 + 4.5) / 2, (0.0 + 2.0) / 2])
 
 
+@pytest.mark.parametrize(
+    ("threshold", "error", "expected"),
+    [(2.0, 5.0, 8.0), (0.5, 3.0, 1.375), (2.0, 1.5, 1.125), (0.5, 0.25, 0.03125)],
+    ids=["linear-t2", "linear-t0.5", "quadratic-t2", "quadratic-t0.5"],
+)
+def test_huber_both_regions_for_thresholds_other_than_one(threshold, error, expected):
+    # linear: t |e| - t^2 / 2 (2*5 - 2 = 8; 0.5*3 - 0.125 = 1.375); quadratic: e^2 / 2.
+    # A slope of 1 (|e| - t^2/2) or t |e| - t/2 agree with these only at t = 1.
+    for sign in (1.0, -1.0):
+        loss = huber([[0.0]], [[sign * error]], threshold=threshold)
+        assert float(loss[0]) == pytest.approx(expected, rel=1e-6), sign
+
+
+def test_huber_is_continuous_where_the_regions_meet():
+    for threshold in (0.5, 2.0, 3.0):
+        below, above = huber([[0.0], [0.0]], [[threshold - 1e-4], [threshold + 1e-4]], threshold)
+        assert float(above) - float(below) == pytest.approx(2e-4 * threshold, rel=1e-2)
+
+
 def test_huber_loss_default_reduction_is_mean_over_batch():
     assert float(HuberLoss()(Y_TRUE, Y_PRED)) == pytest.approx(np.mean(PER_SAMPLE))
 

@@ -40,6 +40,113 @@ def test_two_optimizers_move_body_and_head_at_their_own_rates(make_config, task)
     assert max(np.abs(a - v.numpy()).max() for a, v in zip(head, groups["head"])) < 1e-9
 
 
+LEARNING_RATE = 0.1
+ONE_SGD_STEP = ("optimizer.name=sgd", f"optimizer.learning_rate={LEARNING_RATE}")
+
+
+def first_batch(cfg):
+    data = make_task(cfg).arrays(cfg.data.path)
+    return next(iter(train_dataset(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed)))
+
+
+def own_losses(model):
+    return sum((tf.cast(x, tf.float32) for x in model.losses), tf.constant(0.0))
+
+
+def expected_sgd_change(trainer, batch):
+    """What one SGD step must subtract: lr x the gradient of the mean per-example loss over the
+    whole batch plus the model's own losses, with the model in training mode, in float32; then
+    a variable's constraint (the reconstruction head's non-negative kernel) applies."""
+    inputs, targets = batch
+    with tf.GradientTape() as tape:
+        predictions = tf.cast(trainer.model(inputs, training=True), tf.float32)
+        loss = tf.reduce_mean(trainer.loss_fn(targets, predictions)) + own_losses(trainer.model)
+    changes = []
+    for variable, gradient in zip(trainer.variables, tape.gradient(loss, trainer.variables)):
+        old = variable.numpy()
+        new = old - LEARNING_RATE * gradient.numpy()
+        if variable.constraint is not None:
+            new = variable.constraint(tf.constant(new)).numpy()
+        changes.append(old - new)
+    return changes
+
+
+def sgd_change(cfg):
+    trainer, batches = trainer_and_batches(cfg)
+    expected = expected_sgd_change(trainer, first_batch(cfg))
+    before = snapshot(trainer.variables)
+    trainer.train_steps(batches, tf.constant(1))
+    return trainer, expected, [b - v.numpy() for b, v in zip(before, trainer.variables)]
+
+
+def test_a_step_descends_the_mean_loss_plus_the_models_own_losses(make_config, task):
+    # noise off: the eager reference and the compiled step see the same forward pass
+    cfg = make_config(*ONE_SGD_STEP, "task.noise_stddev=0", "task.l1=0.001", task=task)
+    trainer, expected, change = sgd_change(cfg)
+    assert trainer.model.losses, "the reference must include the model's own losses"
+    for want, got in zip(expected, change):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7)
+
+
+def test_two_replicas_take_the_step_of_one_device_on_the_global_batch(make_config, task):
+    # Per-replica means (not over the global batch) double the gradient; the model's own losses
+    # without scale_regularization_loss count twice.
+    one = make_config(*ONE_SGD_STEP, "task.noise_stddev=0", "task.l1=0.001", task=task)
+    two = make_config(
+        *ONE_SGD_STEP,
+        "task.noise_stddev=0",
+        "task.l1=0.001",
+        "distribute=mirrored",
+        "distribute.cpu_devices=2",
+        task=task,
+    )
+    _, _, change_one = sgd_change(one)
+    _, _, change_two = sgd_change(two)
+    for a, b in zip(change_one, change_two):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-7)
+
+
+def test_float16_scales_the_loss_so_small_gradients_survive(make_config, task):
+    # Unscaled float16 gradients of this loss underflow or lose digits; scaled by 32768 and
+    # unscaled in float32 by the optimizer, the step matches float32's to float16 precision.
+    _, _, change32 = sgd_change(make_config(*ONE_SGD_STEP, "task.noise_stddev=0", task=task))
+    scaled = make_config(*ONE_SGD_STEP, "task.noise_stddev=0", "precision=mixed_float16", task=task)
+    trainer, _, change16 = sgd_change(scaled)
+    assert float(trainer.optimizers[0].dynamic_scale) == 32768.0  # no step was skipped
+    total32 = np.sqrt(sum((c**2).sum() for c in change32))
+    total16 = np.sqrt(sum((c**2).sum() for c in change16))
+    assert total16 == pytest.approx(total32, rel=0.05)
+
+
+def test_float16_clips_and_reports_the_unscaled_gradient_norm(make_config):
+    # The loss is scaled by 32768 under float16: grad_norm and clipping must undo it.
+    norms = {}
+    for policy in ("float32", "mixed_float16"):
+        cfg = make_config(*ONE_SGD_STEP, "task.noise_stddev=0", f"precision={policy}")
+        trainer, batches = trainer_and_batches(cfg)
+        trainer.train_steps(batches, tf.constant(1))
+        norms[policy] = trainer.collect_train_logs()["grad_norm"]
+    assert norms["mixed_float16"] == pytest.approx(norms["float32"], rel=0.05)
+
+
+def test_the_step_runs_the_model_in_training_mode(make_config):
+    trainer, batches = trainer_and_batches(make_config(task="regression"))
+    trainer.train_steps(batches, tf.constant(2))
+    # The regressor's tracker is updated only when called with training=True.
+    assert trainer.collect_train_logs()["reconstruction_loss"] > 0
+
+
+def test_the_loss_metric_records_each_examples_loss_plus_the_models_own(make_config):
+    cfg = make_config("task.noise_stddev=0", "task.l1=0.001", task="regression")
+    trainer, batches = trainer_and_batches(cfg)
+    inputs, targets = first_batch(cfg)
+    predictions = tf.cast(trainer.model(inputs, training=True), tf.float32)
+    own = float(own_losses(trainer.model))
+    expected = float(tf.reduce_mean(trainer.loss_fn(targets, predictions))) + own
+    trainer.train_steps(batches, tf.constant(1))
+    assert trainer.collect_train_logs()["loss"] == pytest.approx(expected, rel=1e-5)
+
+
 def test_clip_norm_bounds_the_size_of_an_update(make_config):
     cfg = make_config(
         "optimizer.name=sgd", "optimizer.learning_rate=1.0", "train.clip_norm=0.001", "task.l1=0"

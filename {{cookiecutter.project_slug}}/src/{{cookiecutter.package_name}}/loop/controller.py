@@ -92,19 +92,28 @@ def train_and_evaluate(cfg: Config) -> dict:
     cluster = make_cluster(cfg.distribute)
     keras.utils.set_random_seed(cfg.seed)
     task = make_task(cfg)
-    arrays = task.arrays(cfg.data.path)  # bad data stops here, before anything is written
+    # Before anything is written: bad data, an error in the model (built on a real batch), or
+    # in the train step (traced by a call that runs zero steps) stops the run here.
+    arrays = task.arrays(cfg.data.path)
+    trainer = Trainer(cfg, cluster, task, arrays.x_train)
+    trainer.train_steps(_batches(cfg, cluster, arrays, 0), tf.constant(0, tf.int32))
     if cluster.is_chief:
         prepare_run_dir(cfg.run_dir)
     with RunDirLock(cfg.run_dir, enabled=cluster.is_chief):
-        return _train(cfg, cluster, task, arrays)
+        return _train(cfg, cluster, task, arrays, trainer)
 
 
-def _train(cfg: Config, cluster, task: Task, arrays) -> dict:
+def _batches(cfg: Config, cluster, arrays, step: int):
+    """The distributed iterator over the training batches, from batch `step` on."""
+    dataset = train_dataset(arrays.x_train, arrays.y_train, cfg.train.batch_size, cfg.seed, step)
+    return iter(cluster.strategy.experimental_distribute_dataset(dataset))
+
+
+def _train(cfg: Config, cluster, task: Task, arrays, trainer: Trainer) -> dict:
     run_dir = cfg.run_dir
     checkpoint_dir = os.path.join(run_dir, "checkpoints")
     record = read_run_json(run_dir) if has_checkpoints(checkpoint_dir) else None
     check_same_identity(record, cfg, identity_keys(task))
-    trainer = Trainer(cfg, cluster, task, arrays.x_train)
     keeper = CheckpointKeeper(
         trainer.checkpoint, checkpoint_dir, cfg.checkpoint.max_to_keep, cluster.is_chief
     )
@@ -127,12 +136,7 @@ def _train(cfg: Config, cluster, task: Task, arrays) -> dict:
             print(f"changed settings (recorded in run.json): {listed}", file=sys.stderr)
         write_json(os.path.join(run_dir, "run.json"), record)
 
-    strategy = cluster.strategy
-    iterator = iter(
-        strategy.experimental_distribute_dataset(
-            train_dataset(arrays.x_train, arrays.y_train, cfg.train.batch_size, cfg.seed, step)
-        )
-    )
+    iterator = _batches(cfg, cluster, arrays, step)
     held_out, eval_batches = trainer.held_out(arrays.x_test, arrays.y_test, cfg.eval.batch_size)
     run_log = RunLog(
         run_dir, cfg.train.steps, step, trainer.progress_fields, enabled=cluster.is_chief

@@ -166,14 +166,22 @@ class Trainer:
         Exercise `train_step` (the step of a custom training loop): under a `tf.GradientTape`,
         run the model with `training=True`; take the per-example losses of `self.loss_fn`
         (predictions cast to float32), average them over the GLOBAL batch
-        (`tf.nn.compute_average_loss`) and add the model's own losses
-        (`tf.nn.scale_regularization_loss`); under `self.loss_scaled`, scale the loss with the
-        first optimizer's `scale_loss`. Differentiate with respect to `self.variables`, pass the
-        gradients through `self.modify_gradients`, give each optimizer of `self.groups` its
-        slice; update `self.train_metrics["loss"]` with each example's loss plus the model's
-        own losses, every metric of `self.task_train_metrics` with the targets and
-        predictions, and `self.train_metrics["grad_norm"]`; return
-        `tf.cast(tf.math.is_finite(loss), tf.int32)`.
+        (`tf.nn.compute_average_loss` with `self.global_batch_size`, not a per-replica mean) and
+        add the sum of the model's own losses (`self.model.losses`, cast to float32) passed
+        through `tf.nn.scale_regularization_loss` (so that replicas do not count them twice);
+        under `self.loss_scaled` (float16), differentiate the first optimizer's
+        `scale_loss(loss)` instead of `loss`. Differentiate with respect to `self.variables`;
+        pass the gradients to `self.modify_gradients` with the loss scale
+        (`tf.cast(first.scale_loss(1.0), tf.float32)` under float16, else `1.0`), so that
+        clipping and `grad_norm` see unscaled gradients; give each optimizer of `self.groups`
+        its slice of the gradients, in order. Then update `self.train_metrics["loss"]` with
+        each example's loss plus the model's own losses (`per_example + model_loss`, unscaled),
+        every metric of `self.task_train_metrics` with `(targets, predictions)`, and
+        `self.train_metrics["grad_norm"]`; return `tf.cast(tf.math.is_finite(loss), tf.int32)`.
+
+        Hints, if stuck: `tests/loop/test_trainer.py` computes one SGD step by hand
+        (`expected_sgd_change`); the step must match it on one device, on two replicas and
+        under float16.
         """
         # exercise begin: train_step
         inputs, targets = batch

@@ -1,0 +1,381 @@
+"""Mutation testing: plausible wrong versions of each technique must fail its tests.
+
+    python tools/mutants.py              # every mutant (make mutants), ~10 min on 2 CPU cores
+    python tools/mutants.py --only loss  # the mutants of one exercise
+
+Each mutant is one text replacement in `src/`, written as a student (or a hurried researcher)
+would get it wrong. For each, the file is changed, the tests that decide its exercise (the same
+ones `check` runs) run in a fresh process, and the file is put back, whatever happens. A mutant
+is caught when a test fails. The run ends with the score and exits 1 if any mutant survives.
+
+General tools (mutmut, cosmic-ray) mutate operators blindly and re-run the whole suite per
+mutant: thousands of TensorFlow start-ups. A curated list tries the mistakes that matter, each
+against the tests that should catch it, in minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = next(path.parent.name for path in (ROOT / "src").glob("*/check.py"))
+SOURCE = ROOT / "src" / PACKAGE
+
+
+@dataclass(frozen=True)
+class Mutant:
+    exercise: str
+    path: str  # under src/<package>/
+    original: str  # must occur exactly once in the file
+    mutated: str
+    why: str
+
+
+MUTANTS = (
+    Mutant(
+        "activation",
+        "components/activations.py",
+        "ops.softplus(x * scale) / scale",
+        "ops.softplus(x * scale)",
+        "forgets to divide by the scale",
+    ),
+    Mutant(
+        "activation",
+        "components/activations.py",
+        "ops.softplus(x * scale) / scale",
+        "ops.softplus(x) / scale",
+        "scales only the output",
+    ),
+    Mutant(
+        "initializer",
+        "components/initializers.py",
+        "dtype=dtype, seed=self._draw_seed)",
+        "dtype=dtype, seed=self.seed)",
+        "an unseeded instance draws new values at every call",
+    ),
+    Mutant(
+        "initializer",
+        "components/initializers.py",
+        "stddev = _glorot_stddev(shape, self.gain)",
+        "stddev = _glorot_stddev(shape, 1.0)",
+        "ignores the gain",
+    ),
+    Mutant(
+        "initializer",
+        "components/initializers.py",
+        "keras.random.normal(shape, stddev=_glorot_stddev(shape, 1.0), dtype=dtype)",
+        "keras.random.normal(shape, stddev=_glorot_stddev(shape, 1.0))",
+        "ignores the requested dtype",
+    ),
+    Mutant(
+        "regularizer",
+        "components/regularizers.py",
+        "factor * ops.sum(ops.abs(weights))",
+        "factor * ops.sum(ops.square(weights))",
+        "an L2 penalty instead of L1",
+    ),
+    Mutant(
+        "regularizer",
+        "components/regularizers.py",
+        "factor * ops.sum(ops.abs(weights))",
+        "factor * ops.mean(ops.abs(weights))",
+        "a mean instead of a sum",
+    ),
+    Mutant(
+        "constraint",
+        "components/constraints.py",
+        "ops.where(weights < 0, ops.zeros_like(weights), weights)",
+        "ops.abs(weights)",
+        "flips negative weights instead of clipping them",
+    ),
+    Mutant(
+        "constraint",
+        "components/constraints.py",
+        "ops.maximum(weights, ops.cast(self.min_value, weights.dtype))",
+        "ops.maximum(weights, ops.cast(0.0, weights.dtype))",
+        "ignores min_value",
+    ),
+    Mutant(
+        "loss",
+        "components/losses.py",
+        "linear = threshold * abs_error - 0.5 * threshold**2",
+        "linear = abs_error - 0.5 * threshold**2",
+        "slope 1 beyond the threshold",
+    ),
+    Mutant(
+        "loss",
+        "components/losses.py",
+        "linear = threshold * abs_error - 0.5 * threshold**2",
+        "linear = threshold * abs_error - 0.5 * threshold",
+        "t |e| - t / 2",
+    ),
+    Mutant(
+        "loss",
+        "components/losses.py",
+        "ops.where(abs_error < threshold, squared, linear)",
+        "ops.where(abs_error > threshold, squared, linear)",
+        "the regions swapped",
+    ),
+    Mutant(
+        "loss",
+        "components/losses.py",
+        "return ops.mean(ops.where(abs_error < threshold, squared, linear), axis=-1)",
+        "return ops.sum(ops.where(abs_error < threshold, squared, linear), axis=-1)",
+        "a sum over the last axis instead of a mean",
+    ),
+    Mutant(
+        "metric",
+        "components/metrics.py",
+        "(per_sample * weights))\n        self.count.assign_add(ops.sum(weights))",
+        "(per_sample * weights))\n        self.count.assign_add(1.0)",
+        "counts batches: a mean of batch means",
+    ),
+    Mutant(
+        "metric",
+        "components/metrics.py",
+        "self.total.assign_add(ops.sum(per_sample * weights))",
+        "self.total.assign_add(ops.sum(per_sample))",
+        "ignores sample weights in the total",
+    ),
+    Mutant(
+        "metric",
+        "components/metrics.py",
+        "per_sample = ops.mean(ops.abs(y_true - y_pred), axis=-1)",
+        "per_sample = ops.sum(ops.abs(y_true - y_pred), axis=-1)",
+        "sums the errors of a sample's outputs",
+    ),
+    Mutant(
+        "metric",
+        "components/metrics.py",
+        "return ops.divide_no_nan(self.total, self.count)",
+        "return self.total / self.count",
+        "nan before the first update",
+    ),
+    Mutant(
+        "dense_layer",
+        "components/layers/dense.py",
+        "            constraint=self.kernel_constraint,\n",
+        "",
+        "drops the kernel constraint",
+    ),
+    Mutant(
+        "dense_layer",
+        "components/layers/dense.py",
+        "            regularizer=self.kernel_regularizer,\n",
+        "",
+        "drops the kernel regularizer",
+    ),
+    Mutant(
+        "dense_layer",
+        "components/layers/dense.py",
+        "return self.activation(outputs)",
+        "return outputs",
+        "forgets the activation",
+    ),
+    Mutant(
+        "residual_block",
+        "components/layers/residual.py",
+        "            outputs = layer(outputs)\n        return inputs + outputs",
+        "            outputs = outputs + layer(outputs)\n        return outputs",
+        "adds the skip after every layer",
+    ),
+    Mutant(
+        "residual_block",
+        "components/layers/residual.py",
+        "            outputs = layer(outputs)\n",
+        "            outputs = layer(inputs)\n",
+        "feeds every layer the block's input",
+    ),
+    Mutant(
+        "residual_block",
+        "components/layers/residual.py",
+        "return inputs + outputs",
+        "return outputs",
+        "no skip connection",
+    ),
+    Mutant(
+        "model",
+        "models/residual_regressor.py",
+        "reconstruction_loss = self.reconstruction_weight * error",
+        "reconstruction_loss = error",
+        "the auxiliary loss without its weight",
+    ),
+    Mutant(
+        "model",
+        "models/residual_regressor.py",
+        'error = ops.mean(ops.square(reconstruction - ops.cast(inputs, "float32")))',
+        "error = ops.cast(ops.mean(ops.square(ops.cast(reconstruction, inputs.dtype) - inputs)),"
+        ' "float32")',
+        "the auxiliary loss computed in the compute dtype (bfloat16)",
+    ),
+    Mutant(
+        "model",
+        "models/residual_regressor.py",
+        "hidden = self.noise(hidden, training=training)",
+        "hidden = self.noise(hidden, training=True)",
+        "noise at inference too",
+    ),
+    Mutant(
+        "model",
+        "models/residual_regressor.py",
+        "        if training:\n            self.reconstruction_tracker.update_state",
+        "        if True:\n            self.reconstruction_tracker.update_state",
+        "the tracker updated at inference too",
+    ),
+    Mutant(
+        "custom_gradient",
+        "autodiff.py",
+        "return upstream * (1.0 - 1.0 / (1.0 + tf.exp(z)))",
+        "return 1.0 - 1.0 / (1.0 + tf.exp(z))",
+        "ignores the upstream gradient",
+    ),
+    Mutant(
+        "custom_gradient",
+        "autodiff.py",
+        "return upstream * (1.0 - 1.0 / (1.0 + tf.exp(z)))",
+        "return upstream * tf.exp(z) / (1.0 + tf.exp(z))",
+        "the naive sigmoid: nan at z=100",
+    ),
+    Mutant(
+        "train_step",
+        "loop/trainer.py",
+        "model_loss = tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses] or [0.0])",
+        "model_loss = tf.constant(0.0)",
+        "forgets the model's own losses",
+    ),
+    Mutant(
+        "train_step",
+        "loop/trainer.py",
+        "scaled_loss = first.scale_loss(loss) if self.loss_scaled else loss",
+        "scaled_loss = loss",
+        "no loss scaling under float16",
+    ),
+    Mutant(
+        "train_step",
+        "loop/trainer.py",
+        "predictions = self.model(inputs, training=True)",
+        "predictions = self.model(inputs, training=False)",
+        "the model in inference mode",
+    ),
+    Mutant(
+        "train_step",
+        "loop/trainer.py",
+        "loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)",
+        "loss = tf.reduce_mean(per_example)",
+        "averages per replica, not over the global batch",
+    ),
+    Mutant(
+        "train_step",
+        "loop/trainer.py",
+        "loss += tf.nn.scale_regularization_loss(model_loss)",
+        "loss += model_loss",
+        "the model's losses counted once per replica",
+    ),
+    Mutant(
+        "train_step",
+        "loop/trainer.py",
+        'self.train_metrics["loss"].update_state(per_example + model_loss)',
+        'self.train_metrics["loss"].update_state(per_example)',
+        "the logged loss leaves out the model's own losses",
+    ),
+    Mutant(
+        "train_step",
+        "loop/trainer.py",
+        "gradients, grad_norm = self.modify_gradients(gradients, loss_scale)",
+        "gradients, grad_norm = self.modify_gradients(gradients, 1.0)",
+        "clips and reports the scaled gradients under float16",
+    ),
+)
+
+
+def tests_of(exercise: str) -> list[str]:
+    sys.path.insert(0, str(ROOT / "src"))
+    from importlib import import_module
+
+    check = import_module(f"{PACKAGE}.check")
+    chosen = next(e for e in check.EXERCISES if e.name == exercise)
+    return list(dict.fromkeys(t.split("::")[0] if "[" in t else t for t in chosen.tests))
+
+
+def problems_of(chosen) -> list[str | None]:
+    """Per mutant, why it no longer applies (its original text is not exactly once in the
+    file), or None."""
+    found = []
+    for mutant in chosen:
+        count = (SOURCE / mutant.path).read_text(encoding="utf-8").count(mutant.original)
+        found.append(
+            None
+            if count == 1
+            else f"{mutant.exercise}: {mutant.why}: {mutant.path} has the original {count} times"
+        )
+    return found
+
+
+def run(mutant: Mutant, timeout: int) -> tuple[bool, float]:
+    """(caught, seconds): applies the mutant, runs its exercise's tests, restores the file."""
+    path = SOURCE / mutant.path
+    original = path.read_text(encoding="utf-8")
+    start = time.perf_counter()
+    try:
+        path.write_text(original.replace(mutant.original, mutant.mutated, 1), encoding="utf-8")
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-x",
+            "-q",
+            "-m",
+            "not slow",
+            "-p",
+            "no:cacheprovider",
+            *tests_of(mutant.exercise),
+        ]
+        try:
+            # This tree's src first, whichever copy of the package is installed.
+            paths = [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=timeout, env=env)
+            caught = done.returncode != 0
+        except subprocess.TimeoutExpired:
+            caught = True  # a mutant that hangs the tests is caught too
+    finally:
+        path.write_text(original, encoding="utf-8")
+    return caught, time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="the mutants of this exercise only")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per mutant")
+    args = parser.parse_args(argv)
+    stale = [problem for problem in problems_of(MUTANTS) if problem]
+    if stale:
+        print("error: mutants written for the solutions no longer apply:", *stale, sep="\n  ")
+        return 2
+    chosen = [m for m in MUTANTS if args.only in (None, m.exercise)]
+    if not chosen:
+        print(f"error: --only={args.only}: no mutant of that exercise")
+        return 2
+    survivors, begun = [], time.perf_counter()
+    for mutant in chosen:
+        caught, seconds = run(mutant, args.timeout)
+        print(
+            f"{'caught  ' if caught else 'SURVIVED'} {seconds:5.1f} s  {mutant.exercise}: "
+            f"{mutant.why}",
+            flush=True,
+        )
+        if not caught:
+            survivors.append(mutant)
+    total = time.perf_counter() - begun
+    print(f"\n{len(chosen) - len(survivors)} of {len(chosen)} mutants caught in {total:.0f} s")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
