@@ -94,6 +94,19 @@ def test_exercises_kit_differs_only_where_the_exercises_are(kits):
         assert docstrings(solutions[path]) == docstrings(exercises[path]), path
 
 
+def test_check_reset_of_every_exercise_turns_the_solutions_into_the_exercises_kit(kits, tmp_path):
+    project = tmp_path / "solutions"
+    shutil.copytree(kits["solutions"], project)
+    check = project / "src" / PACKAGE / "check.py"  # stdlib only: runs as a script, no install
+    names = TABLE_NAME.findall(check.read_text(encoding="utf-8"))
+    for name in names:
+        done = run([sys.executable, str(check), "--reset", name], cwd=project)
+        assert done.stdout.startswith("reset src/"), done.stdout
+    assert sources(project) == sources(kits["exercises"])
+    hint = run([sys.executable, str(check), "--hint", "loss"], cwd=project).stdout
+    assert hint.startswith("loss (components/losses.py: huber): ") and "t = 2" in hint
+
+
 @pytest.mark.slow
 def test_exercises_suite_reports_expected_failures_and_no_error(kits, tmp_path):
     project = tmp_path / "exercises"

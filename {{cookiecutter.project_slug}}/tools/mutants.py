@@ -287,6 +287,20 @@ MUTANTS = (
     Mutant(
         "train_step",
         "loop/trainer.py",
+        "optimizer.apply_gradients(zip(gradients[start:end], variables))",
+        "optimizer.apply_gradients(zip(gradients[: end - start], variables))",
+        "gives every optimizer the first gradients",
+    ),
+    Mutant(
+        "train_step",
+        "loop/controller.py",
+        "    trainer.apply_configured_learning_rates()\n",
+        "",
+        "keeps the checkpoint's learning rate on resume",
+    ),
+    Mutant(
+        "train_step",
+        "loop/trainer.py",
         "gradients, grad_norm = self.modify_gradients(gradients, loss_scale)",
         "gradients, grad_norm = self.modify_gradients(gradients, 1.0)",
         "clips and reports the scaled gradients under float16",

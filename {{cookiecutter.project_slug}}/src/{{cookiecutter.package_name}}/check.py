@@ -38,6 +38,23 @@ class Exercise:
     where: str
     tests: tuple[str, ...]
 
+    def functions(self) -> list[tuple[str, str]]:
+        """`[(file, "Class.method" or "function")]` that the exercise writes.
+
+        >>> metric = Exercise("metric", "metrics.py: Mean.update_state and .result", ())
+        >>> metric.functions()
+        [('metrics.py', 'Mean.update_state'), ('metrics.py', 'Mean.result')]
+        """
+        path, _, names = self.where.partition(": ")
+        found, owner = [], ""
+        for name in re.split(r",\s*|\s+and\s+", names):
+            name = name.strip()
+            if name.startswith("."):
+                name = owner + name
+            owner = name.split(".")[0] if "." in name else owner
+            found.append((path, name))
+        return found
+
 
 LAYERS = "tests/components/test_layers.py"
 MODELS = "tests/test_models.py"
@@ -118,6 +135,38 @@ EXERCISES = (
     ),
 )
 ORDER = {exercise.name: index for index, exercise in enumerate(EXERCISES)}
+
+# The second level of help (`check --hint NAME`): how, for students who are stuck. The docstring
+# of each exercise says what to achieve; these say which calls get there.
+HINTS = {
+    "activation": "`ops.softplus(scale * x) / scale`; convert `x` with `ops.convert_to_tensor` "
+    "first so plain floats work.",
+    "initializer": "`keras.random.normal(shape, stddev=..., dtype=dtype, seed=...)`; the class "
+    "passes `seed=self._draw_seed` (drawn once in `__init__`), never `self.seed`, which is None "
+    "when unseeded and would give new values at every call.",
+    "regularizer": "`factor * ops.sum(ops.abs(weights))`: a sum, not a mean.",
+    "constraint": "`ops.maximum(weights, min_value)` clips; `ops.abs` would flip signs instead.",
+    "loss": "`e = y_true - y_pred`; `ops.where(ops.abs(e) < t, 0.5 * e**2, t * ops.abs(e) - "
+    "0.5 * t**2)`, then `ops.mean(..., axis=-1)`. Check both regions with t = 2.",
+    "metric": "`self.total.assign_add(ops.sum(per_sample * weights))` and "
+    "`self.count.assign_add(ops.sum(weights))`: count samples, not batches; "
+    "`ops.divide_no_nan` in `result`.",
+    "dense_layer": "`self.add_weight(name='kernel', shape=(input_dim, self.units), "
+    "initializer=..., regularizer=..., constraint=...)`: pass all three, or the layer silently "
+    "drops one; `call` is `self.activation(inputs @ kernel + bias)`.",
+    "residual_block": "`outputs = inputs`, then `outputs = layer(outputs)` for each layer, "
+    "then `return inputs + outputs`: one skip around the whole stack.",
+    "model": "projection, noise (pass `training`), blocks, output; the auxiliary loss is "
+    "`self.reconstruction_weight * ops.mean(ops.square(recon - x))` with `recon` and `x` cast "
+    "to float32 before the subtraction; `self.add_loss(...)`; update the tracker only when "
+    "`training`.",
+    "custom_gradient": "forward: `log1p(exp(-|z|)) + max(z, 0)`; the gradient function returns "
+    "`upstream * sigmoid(z)`, written as `1 - 1 / (1 + exp(z))`, which stays finite at z = 100.",
+    "train_step": "`tape.gradient(scaled_loss, self.variables)`; `loss_scale = "
+    "tf.cast(first.scale_loss(1.0), tf.float32)` under float16, else 1.0; slice the gradients "
+    "per optimizer with a running `start` index. Compare with `expected_sgd_change` in "
+    "tests/loop/test_trainer.py.",
+}
 
 
 def unfinished_exercise(error):
@@ -298,6 +347,56 @@ def autograder_results(rows, outcomes):
     return {"score": sum(test["score"] for test in tests), "tests": tests}
 
 
+# Written by the template's post-generation hook above the imports of a file with exercises.
+KEEP_IMPORTS = "# ruff: noqa: F401 - the exercises below use these imports\n"
+
+
+def stub(name):
+    return f"Exercise {name}: not written yet (see its docstring and README concept map)"
+
+
+def reset(exercise, package_dir=PACKAGE_DIR):
+    """Replaces the body of every function the exercise writes (after its docstring) by the
+    unfinished stub; returns the files changed. Docstrings, signatures and the rest stay."""
+    import ast
+
+    changed = []
+    for relative, qualified in exercise.functions():
+        path = package_dir / relative
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        node = _find(ast.parse("".join(lines)), qualified.split("."))
+        body = node.body[1:] if ast.get_docstring(node) else node.body
+        first, last = body[0].lineno - 1, body[-1].end_lineno
+        indent = " " * body[0].col_offset
+        raise_line = f'{indent}raise NotImplementedError("{stub(exercise.name)}")\n'
+        if len(raise_line) > 101:
+            raise_line = (
+                f"{indent}raise NotImplementedError(\n"
+                f'{indent}    "{stub(exercise.name)}"\n{indent})\n'
+            )
+        lines = [*lines[:first], raise_line, *lines[last:]]
+        if KEEP_IMPORTS not in lines:  # as the exercises kit has it: imports kept for later
+            at = next(i for i, line in enumerate(lines) if line.startswith(("import ", "from ")))
+            lines.insert(at, KEEP_IMPORTS)
+        path.write_text("".join(lines), encoding="utf-8")
+        if path not in changed:
+            changed.append(path)
+    return changed
+
+
+def _find(tree, names):
+    import ast
+
+    node = tree
+    for name in names:
+        node = next(
+            child
+            for child in node.body
+            if isinstance(child, (ast.FunctionDef, ast.ClassDef)) and child.name == name
+        )
+    return node
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m {{ cookiecutter.package_name }}.check",
@@ -306,7 +405,19 @@ def main(argv=None):
     parser.add_argument(
         "--json", metavar="PATH", help="also write an autograder results.json (Gradescope shape)"
     )
+    parser.add_argument("--hint", metavar="NAME", choices=list(ORDER), help="how to do NAME")
+    parser.add_argument(
+        "--reset", metavar="NAME", choices=list(ORDER), help="put NAME's unfinished stub back"
+    )
     args = parser.parse_args(argv)
+    if args.hint:
+        exercise = EXERCISES[ORDER[args.hint]]
+        print(f"{exercise.name} ({exercise.where}): {HINTS[exercise.name]}")
+        return 0
+    if args.reset:
+        for path in reset(EXERCISES[ORDER[args.reset]]):
+            print(f"reset {path.relative_to(ROOT).as_posix()}")
+        return 0
     try:
         import pytest  # noqa: F401
     except ImportError:

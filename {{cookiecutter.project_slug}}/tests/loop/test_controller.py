@@ -93,3 +93,11 @@ def test_deterministic_resume_is_bitwise_equal_to_one_run(make_config, tmp_path,
     assert any("seeds" in name for name in a), "noise seed states must be checkpointed"
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_a_changed_learning_rate_takes_effect_on_resume(make_config, tmp_path):
+    # The checkpoint holds the optimizer's rate variable; the config's rate must win after it.
+    train_and_evaluate(make_config("train.steps=20"))
+    train_and_evaluate(make_config("optimizer.learning_rate=0.0005"))
+    rates = {r["step"]: r["learning_rate"] for r in read_metrics(str(tmp_path / "run"))}
+    assert rates[20] == np.float32(0.002) and rates[40] == np.float32(0.0005)

@@ -118,6 +118,19 @@ def test_float16_scales_the_loss_so_small_gradients_survive(make_config, task):
     assert total16 == pytest.approx(total32, rel=0.05)
 
 
+def test_two_optimizers_at_one_rate_take_the_step_of_one(make_config, task):
+    # Each optimizer must get the gradients of its own variables (its slice, in order).
+    changes = []
+    for extra in ((), (f"optimizer.head_learning_rate={LEARNING_RATE}",)):
+        cfg = make_config(*ONE_SGD_STEP, "task.noise_stddev=0", *extra, task=task)
+        trainer, _, change = sgd_change(cfg)
+        # keyed by the path below the model (a second model gets another name)
+        changes.append({v.path.split("/", 1)[1]: c for v, c in zip(trainer.variables, change)})
+    assert changes[0].keys() == changes[1].keys()
+    for path, change in changes[0].items():
+        np.testing.assert_allclose(changes[1][path], change, rtol=1e-5, atol=1e-8, err_msg=path)
+
+
 def test_float16_clips_and_reports_the_unscaled_gradient_norm(make_config):
     # The loss is scaled by 32768 under float16: grad_norm and clipping must undo it.
     norms = {}
