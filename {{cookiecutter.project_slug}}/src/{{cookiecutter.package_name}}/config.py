@@ -62,6 +62,7 @@ def one_of(default, choices):
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "warmup_cosine")
 
 
 @dataclass
@@ -89,6 +90,13 @@ class OptimizerConfig:
     # A separate optimizer (same kind) for the model's head with its own rate; 0 means one
     # optimizer for every variable. The task names the head (`Task.variable_groups`).
     head_learning_rate: float = non_negative(0.0)
+    # constant, or warmup_cosine: a linear warmup over warmup_steps, then a cosine decay to
+    # min_learning_rate at decay_steps (components/schedules.py), for each optimizer.
+    schedule: str = one_of("constant", SCHEDULES)
+    warmup_steps: int = non_negative(0)
+    # 0: train.steps. Set it to keep the schedule when a resumed run raises train.steps.
+    decay_steps: int = non_negative(0)
+    min_learning_rate: float = non_negative(0.0)
 
 
 @dataclass
@@ -98,6 +106,15 @@ class CheckpointConfig:
     max_to_keep: int = positive(3)
     # Start from scratch when run_dir holds checkpoints but none is readable.
     allow_fresh_start: bool = False
+    # Keep the best checkpoint by this evaluation value (eval_loss, eval_mae, eval_accuracy...)
+    # in checkpoints/best/, apart from the rolling ones; empty: none.
+    best_metric: str = ""
+    best_mode: str = one_of("min", ("min", "max"))
+    # Early stopping: end the run after this many evaluations without a better best_metric.
+    # 0: never.
+    patience: int = non_negative(0)
+    # What evaluate and export read: the newest checkpoint, or the best one.
+    which: str = one_of("latest", ("latest", "best"))
 
 
 @dataclass
@@ -196,6 +213,30 @@ def validate(cfg: Config) -> Config:
             f"train.jit_compile=true with distribute.cpu_devices={cfg.distribute.cpu_devices}: "
             "XLA cannot run replicas on logical CPU devices; use one device or GPUs"
         )
+    best = cfg.checkpoint.best_metric
+    if best and not best.startswith("eval_"):
+        raise ConfigError(
+            f"checkpoint.best_metric={best}: must be an evaluation value, e.g. eval_loss"
+        )
+    if cfg.checkpoint.patience and not best:
+        raise ConfigError(
+            f"checkpoint.patience={cfg.checkpoint.patience}: early stopping watches "
+            "checkpoint.best_metric; set it too, e.g. checkpoint.best_metric=eval_loss"
+        )
+    optimizer = cfg.optimizer
+    decay_steps = optimizer.decay_steps or cfg.train.steps
+    if optimizer.schedule == "warmup_cosine" and optimizer.warmup_steps >= decay_steps:
+        raise ConfigError(
+            f"optimizer.warmup_steps={optimizer.warmup_steps}: must be below the decay steps "
+            f"({decay_steps}: optimizer.decay_steps, or train.steps when it is 0)"
+        )
+    if optimizer.schedule == "warmup_cosine" and optimizer.min_learning_rate > min(
+        rate for rate in (optimizer.learning_rate, optimizer.head_learning_rate) if rate
+    ):
+        raise ConfigError(
+            f"optimizer.min_learning_rate={optimizer.min_learning_rate}: must not exceed the "
+            "rates it decays from (optimizer.learning_rate, optimizer.head_learning_rate)"
+        )
     if cfg.optimizer.head_learning_rate and cfg.precision.policy == "mixed_float16":
         raise ConfigError(
             f"optimizer.head_learning_rate={cfg.optimizer.head_learning_rate}: a second optimizer"
@@ -245,7 +286,8 @@ def load_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
 
 
 def saved_run_config(cfg: Config) -> Config:
-    """The config a finished run used (its run.json), with `run_dir` and `distribute` from `cfg`.
+    """The config a finished run used (its run.json), with `run_dir`, `distribute` and
+    `checkpoint.which` from `cfg`.
 
     `evaluate` and `export` rebuild the exact model of a run this way, on any strategy.
     """
@@ -264,6 +306,7 @@ def saved_run_config(cfg: Config) -> Config:
         raise ConfigError(f"{path}: not a run.json written by training") from None
     saved["run_dir"] = cfg.run_dir
     saved["distribute"] = dataclasses.asdict(cfg.distribute)
+    saved.setdefault("checkpoint", {})["which"] = cfg.checkpoint.which
     try:
         schema = OmegaConf.structured(Config)
         schema.task = OmegaConf.structured(task_class(target).config_class)

@@ -1,6 +1,7 @@
 """Evaluate a run's newest checkpoint on the held-out split: writes `run_dir/eval.json`.
 
     python -m {{ cookiecutter.package_name }}.evaluate run_dir=runs/a
+    python -m {{ cookiecutter.package_name }}.evaluate run_dir=runs/a checkpoint.which=best
 
 The model is rebuilt from the run's own `run.json`, so only `run_dir` (and, if wanted,
 `distribute=...`) need to be given.
@@ -24,17 +25,21 @@ def restore_run(cfg: Config):
     from .tasks.base import make_task
 
     cfg = saved_run_config(cfg)
+    which = cfg.checkpoint.which
     task = make_task(cfg)
     arrays = task.arrays(cfg.data.path)
     cluster = make_cluster(cfg.distribute)
     trainer = Trainer(cfg, cluster, task, arrays.x_train)
-    keeper = CheckpointKeeper(
-        trainer.checkpoint,
-        os.path.join(cfg.run_dir, "checkpoints"),
-        cfg.checkpoint.max_to_keep,
-        is_chief=False,
-    )
+    directory = os.path.join(cfg.run_dir, "checkpoints")
+    if which == "best":
+        directory = os.path.join(directory, "best")
+    keeper = CheckpointKeeper(trainer.checkpoint, directory, cfg.checkpoint.max_to_keep, False)
     step = keeper.restore_latest()
+    if step is None and which == "best":
+        raise RunError(
+            f"run_dir={cfg.run_dir}: no best checkpoint; train with checkpoint.best_metric "
+            "(e.g. eval_loss) to keep one"
+        )
     if step is None:
         raise RunError(f"run_dir={cfg.run_dir}: no checkpoint to restore; train first")
     return cfg, cluster, trainer, arrays, step
@@ -46,7 +51,12 @@ def evaluate(cfg: Config) -> dict:
 
     cfg, _, trainer, arrays, step = restore_run(cfg)
     held_out = trainer.held_out(arrays.x_test, arrays.y_test, cfg.eval.batch_size)
-    result = {"step": step, **trainer.evaluate(*held_out), "num_examples": len(arrays.x_test)}
+    result = {
+        "step": step,
+        "checkpoint": cfg.checkpoint.which,
+        **trainer.evaluate(*held_out),
+        "num_examples": len(arrays.x_test),
+    }
     write_json(os.path.join(cfg.run_dir, "eval.json"), result)
     print(json.dumps(result))
     return result

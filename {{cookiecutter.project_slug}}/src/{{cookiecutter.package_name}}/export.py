@@ -1,6 +1,7 @@
-"""Export a run's newest checkpoint for reuse and for serving.
+"""Export a run's newest (or best) checkpoint for reuse and for serving.
 
     python -m {{ cookiecutter.package_name }}.export run_dir=runs/a
+    python -m {{ cookiecutter.package_name }}.export run_dir=runs/a checkpoint.which=best
 
 writes `run_dir/export/`:
 
@@ -54,7 +55,7 @@ def export(cfg: Config) -> str:
     shutil.rmtree(saved_model_dir, ignore_errors=True)
     os.replace(tmp_dir, saved_model_dir)
     shutil.copyfile(os.path.join(cfg.run_dir, "run.json"), os.path.join(export_dir, "run.json"))
-    print(f"exported step {step} to {keras_path} and {saved_model_dir}")
+    print(f"exported step {step} ({cfg.checkpoint.which}) to {keras_path} and {saved_model_dir}")
     return export_dir
 
 

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from {{ cookiecutter.package_name }}.loop.controller import next_boundary, train_and_evaluate
@@ -101,3 +102,29 @@ def test_a_changed_learning_rate_takes_effect_on_resume(make_config, tmp_path):
     train_and_evaluate(make_config("optimizer.learning_rate=0.0005"))
     rates = {r["step"]: r["learning_rate"] for r in read_metrics(str(tmp_path / "run"))}
     assert rates[20] == np.float32(0.002) and rates[40] == np.float32(0.0005)
+
+
+WARMUP_COSINE = ("optimizer.schedule=warmup_cosine", "optimizer.warmup_steps=10")
+
+
+def test_the_logged_learning_rate_follows_the_warmup_cosine_schedule(make_config, tmp_path):
+    train_and_evaluate(make_config(*WARMUP_COSINE, "optimizer.min_learning_rate=0.0002"))
+    rates = [r["learning_rate"] for r in read_metrics(str(tmp_path / "run"))]
+    # read after steps 10, 20, 30, 40: the optimizer has done that many updates
+    expected = [0.0002 + 0.0018 * 0.5 * (1 + np.cos(np.pi * (s - 10) / 30)) for s in (10, 20, 30)]
+    np.testing.assert_allclose(rates[:3], expected, rtol=1e-5)
+    assert rates[3] == pytest.approx(0.0002)
+
+
+def test_a_resumed_run_continues_the_schedule_bitwise(make_config, tmp_path):
+    # decay_steps fixed: the first segment's shorter train.steps does not move the schedule
+    schedule = (*WARMUP_COSINE, "optimizer.decay_steps=40")
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train_and_evaluate(make_config("deterministic=true", *schedule, run_dir=straight))
+    train_and_evaluate(
+        make_config("deterministic=true", *schedule, "train.steps=20", run_dir=resumed)
+    )
+    train_and_evaluate(make_config("deterministic=true", *schedule, run_dir=resumed))
+    a, b = weights_at(straight, 40), weights_at(resumed, 40)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)

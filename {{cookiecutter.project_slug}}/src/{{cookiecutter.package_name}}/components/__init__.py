@@ -1,4 +1,5 @@
-"""Custom Keras components: activation, initializer, regularizer, constraint, loss, metric, layers.
+"""Custom Keras components: activation, initializer, regularizer, constraint, loss, metric, layers,
+learning-rate schedule.
 
 Importing this package registers every custom object with Keras, so `.keras` files that use
 them load with `keras.models.load_model` and no `custom_objects`.
@@ -15,6 +16,7 @@ from .layers import CustomDense, GaussianNoise, ResidualBlock, SumAndProduct
 from .losses import HuberLoss, SparseCrossEntropy, huber, sparse_cross_entropy
 from .metrics import StreamingAccuracy, StreamingMAE
 from .regularizers import L1Penalty, l1_penalty
+from .schedules import WarmupCosine
 
 __all__ = [
     "CustomDense",
@@ -29,6 +31,7 @@ __all__ = [
     "StreamingAccuracy",
     "StreamingMAE",
     "SumAndProduct",
+    "WarmupCosine",
     "glorot_normal_gain",
     "huber",
     "l1_penalty",

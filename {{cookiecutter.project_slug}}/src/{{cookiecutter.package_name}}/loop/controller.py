@@ -22,6 +22,7 @@ from ..config import Config
 from ..data import train_dataset
 from ..errors import EXIT_SIGINT, EXIT_SIGTERM, AlreadyDone, Diverged, RunError
 from ..tasks.base import Task, make_task
+from .best import BestKeeper
 from .checkpoints import CheckpointKeeper, has_checkpoints
 from .cluster import make_cluster
 from .logs import RunLog
@@ -125,6 +126,12 @@ def _train(cfg: Config, cluster, task: Task, arrays, trainer: Trainer) -> dict:
             f"train.steps={cfg.train.steps} trains nothing: raise train.steps to continue"
         )
         raise AlreadyDone(message) if step == cfg.train.steps else RunError(message)
+    best = None
+    if cfg.checkpoint.best_metric:
+        chief = cluster.is_chief
+        best = BestKeeper(trainer.checkpoint, checkpoint_dir, cfg.checkpoint, step, chief)
+        if best.exhausted:
+            raise AlreadyDone(f"run_dir={run_dir} {_stopped_early(best, step)}")
     trainer.apply_configured_learning_rates()
     if restored is not None:
         print(f"resumed from {checkpoint_dir}/ckpt-{step}; next step {step + 1}", file=sys.stderr)
@@ -172,10 +179,16 @@ def _train(cfg: Config, cluster, task: Task, arrays, trainer: Trainer) -> dict:
                         f"training diverged by step {step}: {bad[0]}={logs[bad[0]]} is not "
                         f"finite; last good checkpoint: {_name(last_saved)}"
                     )
+                stop_early = False
+                if best is not None and "eval_loss" in logs:
+                    trainer.step.assign(step)
+                    best.consider(step, logs)
+                    stop_early = best.exhausted
                 if (
                     step % cfg.checkpoint.every_steps == 0
                     or step == cfg.train.steps
                     or signals.exit_code is not None
+                    or stop_early
                 ):
                     if not trainer.weights_finite():
                         raise Diverged(
@@ -187,6 +200,9 @@ def _train(cfg: Config, cluster, task: Task, arrays, trainer: Trainer) -> dict:
                     last_saved = step
                 if signals.exit_code is not None:
                     raise Stop(signals.exit_code, step)
+                if stop_early:
+                    print(_stopped_early(best, step), file=sys.stderr)
+                    break
                 if logs.get("steps_per_sec"):
                     interval_start, interval_steps = time.perf_counter(), 0
     finally:
@@ -198,6 +214,7 @@ def _train(cfg: Config, cluster, task: Task, arrays, trainer: Trainer) -> dict:
     result = {
         "step": step,
         **last_logs,
+        **(best.summary() if best is not None else {}),
         "tracing_count": trainer.tracing_count,
         "weights_sha256": trainer.weights_digest(),
         "chief": cluster.is_chief,
@@ -205,6 +222,15 @@ def _train(cfg: Config, cluster, task: Task, arrays, trainer: Trainer) -> dict:
     if cluster.is_chief:
         write_json(os.path.join(run_dir, "final_metrics.json"), result)
     return result
+
+
+def _stopped_early(best: BestKeeper, step: int) -> str:
+    best_step, value = best.best
+    return (
+        f"stopped early at step {step}: {best.metric} did not improve for {best.patience} "
+        f"evaluations; best: step {best_step} ({best.metric}={value:.6g}) in "
+        f"{best.directory} (checkpoint.which=best for evaluate and export)"
+    )
 
 
 def _name(step: int | None) -> str:

@@ -38,6 +38,7 @@ IDENTITY_KEYS = (
     "data.path",
     "optimizer.name",
     "optimizer.head_learning_rate",
+    "optimizer.schedule",
     "precision.policy",
     "seed",
 )

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..components.schedules import WarmupCosine
 from ..config import Config
 from ..data import eval_dataset
 from ..errors import RunError
@@ -112,7 +113,15 @@ class Trainer:
 
     # -- construction --------------------------------------------------------------------------
     def _make_optimizer(self, learning_rate: float) -> keras.optimizers.Optimizer:
-        optimizer = OPTIMIZER_CLASSES[self.cfg.optimizer.name](learning_rate=learning_rate)
+        settings = self.cfg.optimizer
+        if settings.schedule == "warmup_cosine":  # a function of the optimizer's iterations
+            learning_rate = WarmupCosine(
+                learning_rate,
+                decay_steps=settings.decay_steps or self.cfg.train.steps,
+                warmup_steps=settings.warmup_steps,
+                final=settings.min_learning_rate,
+            )
+        optimizer = OPTIMIZER_CLASSES[settings.name](learning_rate=learning_rate)
         if self.loss_scaled:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         return optimizer
@@ -134,7 +143,13 @@ class Trainer:
         return [(self._make_optimizer(rates[name]), list(vs)) for name, vs in groups.items()]
 
     def apply_configured_learning_rates(self) -> None:
-        """Sets each optimizer's rate from the config (a checkpoint restores the old one)."""
+        """Sets each optimizer's rate from the config (a checkpoint restores the old one).
+
+        A schedule holds its rates as constants, not in the checkpoint: built from the config
+        of this process, it already has them.
+        """
+        if self.cfg.optimizer.schedule != "constant":
+            return
         rates = {
             "all": self.cfg.optimizer.learning_rate,
             "body": self.cfg.optimizer.learning_rate,
