@@ -2,6 +2,12 @@
 
 A user mistake prints `error: <what, the value, what is allowed>` and exits 2, before TensorFlow
 is even imported when the config alone is wrong.
+
+Plain `key=value` arguments go through Hydra's compose API (fast, one-line errors). Hydra's own
+flags go to Hydra itself (`@hydra.main`): `--help` lists every group and key with its default,
+`--cfg job` prints the composed config, `--info` describes the search path, and `-m` /
+`--multirun` runs a sweep (`optimizer.learning_rate=0.001,0.003 seed=range(3)`), each job into
+its own run directory under the sweep directory, followed by a summary (`sweep.py`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from .errors import (
     RunError,
 )
 
-USAGE = "usage: python -m {module} [key=value ...]   (keys: see README, e.g. run_dir=runs/a)"
+# Arguments that only Hydra's own command line understands.
+HYDRA_FLAGS = ("-m", "--multirun", "-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info")
+HYDRA_FLAG_PREFIXES = ("--cfg=", "--info=", "--package", "-p", "--resolve", "--config-")
 
 
 def run(module: str, main: Callable[[Config], object], argv: list[str] | None = None) -> int:
@@ -51,14 +59,18 @@ def _interrupt_on_sigterm(signum, frame):
 
 
 def _run(module: str, main: Callable[[Config], object], argv: list[str]) -> int:
-    if any(arg in ("-h", "--help") for arg in argv):
-        print(USAGE.format(module=module))
-        return 0
+    if any(arg in HYDRA_FLAGS or arg.startswith(HYDRA_FLAG_PREFIXES) for arg in argv):
+        return _run_with_hydra(module, main, argv)
     try:
         cfg = load_config(argv)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    return execute(main, cfg)
+
+
+def execute(main: Callable[[Config], object], cfg: Config) -> int:
+    """Runs `main(cfg)`; maps every failure a user can act on to one line and an exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     # tf.data warns about its own option plumbing under multi-worker strategies; not actionable.
@@ -90,3 +102,40 @@ def _run(module: str, main: Callable[[Config], object], argv: list[str]) -> int:
         )
         return stop.exit_code
     return 0
+
+
+def _run_with_hydra(module: str, main: Callable[[Config], object], argv: list[str]) -> int:
+    """Hands the command line to `@hydra.main`: its flags, sweeps and launchers."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from .config import config_from
+    from .tasks.base import shipped_tasks
+
+    shipped_tasks()  # each one an option of the `task` group
+    codes = []
+
+    @hydra.main(config_path=f"pkg://{__package__}.conf", config_name="config", version_base=None)
+    def job(composed) -> int:
+        try:
+            cfg = config_from(composed)
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            codes.append(EXIT_USAGE)
+            return EXIT_USAGE
+        settings = HydraConfig.get()
+        if settings.mode == RunMode.MULTIRUN:  # each job into its own directory of the sweep
+            cfg.run_dir = settings.runtime.output_dir
+        codes.append(execute(main, cfg))
+        return codes[-1]
+
+    arguments = sys.argv
+    sys.argv = [module, *argv]
+    try:
+        job()
+    except SystemExit as exit_:  # Hydra's own usage errors, --help
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    finally:
+        sys.argv = arguments
+    return max(codes, default=0)

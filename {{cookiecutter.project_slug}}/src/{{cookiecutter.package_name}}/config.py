@@ -273,15 +273,23 @@ def load_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
     try:
         with initialize_config_module(config_module=f"{__package__}.conf", version_base=None):
             composed = compose(config_name="config", overrides=list(overrides))
-        cfg = OmegaConf.to_object(composed)
     except (HydraException, OmegaConfBaseException, ValueError) as error:
         message = _one_line(error)
         if "LexerNoViableAltException" in message or "Ambiguous value" in message:
             message += (
                 "; a value with spaces, commas, '~' or non-ASCII letters must be quoted, "
-                "e.g. \"run_dir='runs/my run'\""
+                "e.g. \"run_dir='runs/my run'\" (to sweep over a comma list, add -m)"
             )
         raise ConfigError(f"bad configuration: {message}") from None
+    return config_from(composed)
+
+
+def config_from(composed) -> Config:
+    """The checked `Config` of a composed Hydra config (compose API or `@hydra.main`)."""
+    try:
+        cfg = OmegaConf.to_object(composed)
+    except (OmegaConfBaseException, ValueError) as error:
+        raise ConfigError(f"bad configuration: {_one_line(error)}") from None
     return validate(cfg)
 
 

@@ -1,0 +1,90 @@
+"""Hydra's own command line: --help, --cfg, and sweeps (-m) with a summary naming the best job."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from {{ cookiecutter.package_name }}.cli import run
+from {{ cookiecutter.package_name }}.sweep import best_row, write_summary
+
+PACKAGE = "{{ cookiecutter.package_name }}"
+
+
+def test_help_lists_every_group_and_key_with_its_default_and_imports_no_tensorflow():
+    code = (
+        f"import sys; from {PACKAGE}.cli import run\n"
+        "try:\n    run('train', None, ['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    assert "task: image_classification, regression" in out
+    assert "distribute: mirrored, multi_worker_mirrored, none, tpu" in out
+    for key in ("learning_rate: 0.002", "steps: 3000", "best_metric: ''", "patience: 0"):
+        assert key in out, key
+    assert out.strip().endswith("False")  # no TensorFlow for --help
+
+
+def test_cfg_job_prints_the_composed_config_with_the_overrides(capsys):
+    assert run("train", None, ["--cfg", "job", "task=image_classification", "seed=7"]) == 0
+    out = capsys.readouterr().out
+    assert "seed: 7" in out and "ImageClassificationTask" in out and "filters: 16" in out
+
+
+def test_a_sweep_runs_every_combination_into_its_own_run_dir_and_summarizes(tmp_path, capsys):
+    seen = []
+
+    def fake_training(cfg):  # what train writes at the end, with a loss that depends on both
+        seen.append((cfg.run_dir, cfg.seed, cfg.optimizer.learning_rate))
+        os.makedirs(cfg.run_dir, exist_ok=True)
+        final = {"step": 10, "eval_loss": cfg.optimizer.learning_rate * (cfg.seed + 1)}
+        with open(os.path.join(cfg.run_dir, "final_metrics.json"), "w") as file:
+            json.dump(final, file)
+
+    sweep = tmp_path / "sweep"
+    args = ["-m", "optimizer.learning_rate=0.1,0.3", "seed=range(2)", f"hydra.sweep.dir={sweep}"]
+    assert run("train", fake_training, args) == 0
+    assert sorted(seen) == sorted(
+        (str(sweep / str(job)), seed, rate)
+        for job, (rate, seed) in enumerate([(0.1, 0), (0.1, 1), (0.3, 0), (0.3, 1)])
+    )
+    with open(sweep / "summary.csv", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["overrides"] for row in rows] == [
+        f"optimizer.learning_rate={rate} seed={seed}" for rate in (0.1, 0.3) for seed in (0, 1)
+    ]
+    assert (sweep / "summary.png").stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "best: job 0 (optimizer.learning_rate=0.1 seed=0), eval_loss=0.1" in out
+
+
+def test_a_failed_job_is_a_row_of_its_own_and_the_best_is_among_the_others(tmp_path):
+    for job, final in enumerate([{"eval_loss": 0.5}, None, {"eval_loss": 0.2}]):
+        (tmp_path / str(job)).mkdir()
+        if final:
+            (tmp_path / str(job) / "final_metrics.json").write_text(json.dumps(final))
+    rows = write_summary(str(tmp_path))
+    assert [row["status"] for row in rows] == ["done", "failed or stopped", "done"]
+    assert best_row(rows, "eval_loss", "min")["job"] == 2
+    assert best_row(rows, "eval_loss", "max")["job"] == 0
+
+
+@pytest.mark.slow
+def test_the_readme_sweep_trains_four_jobs_and_names_the_best(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [
+        sys.executable, "-m", f"{PACKAGE}.train", "-m",
+        "optimizer.learning_rate=0.001,0.003", "seed=0,1",
+        "train.steps=60", "task.train_size=512", f"hydra.sweep.dir={tmp_path}",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for job in range(4):
+        assert json.loads((tmp_path / str(job) / "final_metrics.json").read_text())["step"] == 60
+    assert "best: job " in done.stdout and (tmp_path / "summary.csv").is_file()
