@@ -146,6 +146,14 @@ class PrecisionConfig:
 
 
 @dataclass
+class ProfileConfig:
+    # A TensorFlow Profiler trace of the steps after start_step up to stop_step, written to
+    # run_dir/tensorboard/plugins/profile (TensorBoard's Profile tab); stop_step 0: off.
+    start_step: int = non_negative(0)
+    stop_step: int = non_negative(0)
+
+
+@dataclass
 class Config:
     run_dir: str = "runs/default"
     seed: int = non_negative(42)
@@ -160,6 +168,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     distribute: DistributeConfig = field(default_factory=DistributeConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
 
 
 ConfigStore.instance().store(name="base", node=Config)
@@ -212,6 +221,12 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(
             f"train.jit_compile=true with distribute.cpu_devices={cfg.distribute.cpu_devices}: "
             "XLA cannot run replicas on logical CPU devices; use one device or GPUs"
+        )
+    profile = cfg.profile
+    if profile.stop_step and not profile.start_step < profile.stop_step <= cfg.train.steps:
+        raise ConfigError(
+            f"profile.stop_step={profile.stop_step}: must be above profile.start_step="
+            f"{profile.start_step} and at most train.steps={cfg.train.steps}"
         )
     best = cfg.checkpoint.best_metric
     if best and not best.startswith("eval_"):

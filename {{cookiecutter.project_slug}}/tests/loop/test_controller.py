@@ -128,3 +128,15 @@ def test_a_resumed_run_continues_the_schedule_bitwise(make_config, tmp_path):
     a, b = weights_at(straight, 40), weights_at(resumed, 40)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_a_profile_step_range_writes_a_trace_for_tensorboard(make_config, tmp_path):
+    cfg = make_config("profile.start_step=10", "profile.stop_step=17")
+    boundaries, step = [], 0
+    while step < cfg.train.steps:
+        step = next_boundary(step, cfg)
+        boundaries.append(step)
+    assert {10, 17} <= set(boundaries)  # the trace covers exactly steps 11..17
+    train_and_evaluate(cfg)
+    traces = list((tmp_path / "run" / "tensorboard" / "plugins" / "profile").glob("*/*.xplane.pb"))
+    assert len(traces) == 1 and traces[0].stat().st_size > 0

@@ -83,7 +83,9 @@ def next_boundary(step: int, cfg: Config) -> int:
         cfg.eval.every_steps,
         cfg.checkpoint.every_steps,
     )
-    return min([cfg.train.steps] + [(step // every + 1) * every for every in cadences])
+    profiled = [cfg.profile.start_step, cfg.profile.stop_step] if cfg.profile.stop_step else []
+    later = [boundary for boundary in profiled if boundary > step]
+    return min([cfg.train.steps, *later] + [(step // every + 1) * every for every in cadences])
 
 
 def train_and_evaluate(cfg: Config) -> dict:
@@ -148,11 +150,14 @@ def _train(cfg: Config, cluster, task: Task, arrays, trainer: Trainer) -> dict:
     run_log = RunLog(
         run_dir, cfg.train.steps, step, trainer.progress_fields, enabled=cluster.is_chief
     )
-    last_saved, last_logs = restored, {}
+    last_saved, last_logs, profiling = restored, {}, False
     try:
         with _SignalFlag() as signals:
             interval_start, interval_steps = time.perf_counter(), 0
             while step < cfg.train.steps:
+                if cfg.profile.stop_step and step == cfg.profile.start_step and cluster.is_chief:
+                    tf.profiler.experimental.start(os.path.join(run_dir, "tensorboard"))
+                    profiling = True
                 chunk = next_boundary(step, cfg) - step
                 first_bad = int(trainer.train_steps(iterator, tf.constant(chunk, tf.int32)))
                 if first_bad >= 0:
@@ -162,6 +167,9 @@ def _train(cfg: Config, cluster, task: Task, arrays, trainer: Trainer) -> dict:
                     )
                 step += chunk
                 interval_steps += chunk
+                if step == cfg.profile.stop_step and profiling:
+                    tf.profiler.experimental.stop()
+                    profiling = False
                 run_log.advance(chunk)
                 logs = {}
                 if step % cfg.train.log_every_steps == 0 or step == cfg.train.steps:
@@ -206,6 +214,8 @@ def _train(cfg: Config, cluster, task: Task, arrays, trainer: Trainer) -> dict:
                 if logs.get("steps_per_sec"):
                     interval_start, interval_steps = time.perf_counter(), 0
     finally:
+        if profiling:  # the run ended inside the profiled range
+            tf.profiler.experimental.stop()
         run_log.close()
         if cluster.is_chief and last_saved is not None:  # how far this segment got, saved
             record["segments"][-1]["end_step"] = last_saved
