@@ -97,6 +97,9 @@ class OptimizerConfig:
     # 0: train.steps. Set it to keep the schedule when a resumed run raises train.steps.
     decay_steps: int = non_negative(0)
     min_learning_rate: float = non_negative(0.0)
+    # An exponential moving average of the weights (Keras' use_ema), e.g. 0.999: evaluated,
+    # kept best and exported instead of the raw weights; 0: off.
+    ema_decay: float = fraction(0.0)
 
 
 @dataclass

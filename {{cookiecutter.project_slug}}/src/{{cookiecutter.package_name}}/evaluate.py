@@ -42,6 +42,7 @@ def restore_run(cfg: Config):
         )
     if step is None:
         raise RunError(f"run_dir={cfg.run_dir}: no checkpoint to restore; train first")
+    trainer.use_averaged_weights()  # with optimizer.ema_decay: the averages are the model
     return cfg, cluster, trainer, arrays, step
 
 

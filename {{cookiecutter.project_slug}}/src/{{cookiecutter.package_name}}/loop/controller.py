@@ -177,7 +177,8 @@ def _train(cfg: Config, cluster, task: Task, arrays, trainer: Trainer) -> dict:
                     logs.update(trainer.collect_train_logs())
                     logs["steps_per_sec"] = interval_steps / elapsed
                 if step % cfg.eval.every_steps == 0 or step == cfg.train.steps:
-                    logs.update(trainer.evaluate(held_out, eval_batches))
+                    with trainer.averaged_weights():
+                        logs.update(trainer.evaluate(held_out, eval_batches))
                 if logs:
                     run_log.write(step, logs)
                     last_logs.update(logs)

@@ -17,6 +17,7 @@ here knows which problem it trains.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 import keras
@@ -106,6 +107,7 @@ class Trainer:
             replica_step = tf.function(replica_step, jit_compile=True)
         self._replica_step = replica_step
         self.train_steps = tf.function(self._train_steps)
+        self._swap_averages = tf.function(self._swap_model_and_averages)
         self.evaluate_batches = tf.function(self._evaluate_batches)
         # Between chunks too, one compiled call instead of an eager op per metric or weight.
         self._read_train_metrics = tf.function(self._read_and_reset_train_metrics)
@@ -121,7 +123,8 @@ class Trainer:
                 warmup_steps=settings.warmup_steps,
                 final=settings.min_learning_rate,
             )
-        optimizer = OPTIMIZER_CLASSES[settings.name](learning_rate=learning_rate)
+        ema = {"use_ema": True, "ema_momentum": settings.ema_decay} if settings.ema_decay else {}
+        optimizer = OPTIMIZER_CLASSES[settings.name](learning_rate=learning_rate, **ema)
         if self.loss_scaled:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         return optimizer
@@ -233,6 +236,35 @@ class Trainer:
                 first_bad = index
                 break
         return first_bad
+
+    # -- weight averages (optimizer.ema_decay) -----------------------------------------------
+    def _swap_model_and_averages(self):
+        for optimizer, variables in self.groups:
+            inner = getattr(optimizer, "inner_optimizer", optimizer)  # under loss scaling
+            # Keras keeps the averages in the optimizer (so in the checkpoint), one per variable
+            # it was built with, in the same order.
+            for variable, average in zip(variables, inner._model_variables_moving_average):
+                raw = tf.identity(variable)
+                variable.assign(average)
+                average.assign(raw)
+
+    @contextlib.contextmanager
+    def averaged_weights(self):
+        """Within the block the model holds the moving averages of its weights (when
+        `optimizer.ema_decay` is set; otherwise nothing changes). The swap is exact both ways."""
+        if not self.cfg.optimizer.ema_decay:
+            yield
+            return
+        self._swap_averages()
+        try:
+            yield
+        finally:
+            self._swap_averages()
+
+    def use_averaged_weights(self) -> None:
+        """Puts the moving averages into the model for good (evaluate, export)."""
+        if self.cfg.optimizer.ema_decay:
+            self._swap_averages()
 
     # -- evaluation ----------------------------------------------------------------------------
     def _replica_eval_step(self, batch):
