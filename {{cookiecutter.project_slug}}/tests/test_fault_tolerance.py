@@ -78,6 +78,42 @@ def test_run_killed_twice_resumes_bitwise_equal_to_an_uninterrupted_one(tmp_path
     assert final_digest(killed) == final_digest(straight)
 
 
+RESEARCH = [
+    "optimizer.schedule=warmup_cosine",
+    "optimizer.warmup_steps=100",
+    "optimizer.ema_decay=0.99",
+    "train.accumulate_steps=2",
+    "checkpoint.best_metric=eval_loss",
+    "checkpoint.patience=100",
+    "eval.every_steps=100",
+]
+
+
+def test_a_run_with_every_research_feature_killed_resumes_bitwise_and_exports_its_best(tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    code, _, err = finish(start(straight, *RESEARCH))
+    assert code == 0, err
+    process = start(killed, *RESEARCH)
+    wait_for_step(process, killed, 650)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    code, _, err = finish(start(killed, *RESEARCH))
+    assert code == 0, err
+    assert "next step" in err
+    assert final_digest(killed) == final_digest(straight)
+    best = json.loads((killed / "checkpoints" / "best" / "best.json").read_text())
+    assert best == json.loads((straight / "checkpoints" / "best" / "best.json").read_text())
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    exported = subprocess.run(
+        [sys.executable, "-m", f"{PACKAGE}.export", f"run_dir={killed}", "checkpoint.which=best"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert f"exported step {best['step']} (best)" in exported.stdout
+
+
 def test_sigterm_saves_the_current_step_and_the_restart_continues_there(tmp_path, task):
     run_dir = tmp_path / "run"
     process = start(run_dir, task=task)

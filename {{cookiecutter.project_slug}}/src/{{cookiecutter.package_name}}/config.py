@@ -78,7 +78,11 @@ class TrainConfig:
     # 0 (auto): every 100 steps, or every steps / 10 in a run shorter than 1000 steps, so even a
     # short run draws its curve.
     log_every_steps: int = non_negative(0)
-    # Clip gradients to this global norm before they are applied; 0 turns clipping off.
+    # Gradient accumulation: a step is this many micro-batches of batch_size / accumulate_steps
+    # whose gradients are averaged into one update (a batch that does not fit in memory).
+    accumulate_steps: int = positive(1)
+    # Clip gradients to this global norm before they are applied (each micro-batch's, with
+    # accumulate_steps); 0 turns clipping off.
     clip_norm: float = non_negative(0.0)
     jit_compile: bool = False
 
@@ -224,6 +228,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(
             f"train.jit_compile=true with distribute.cpu_devices={cfg.distribute.cpu_devices}: "
             "XLA cannot run replicas on logical CPU devices; use one device or GPUs"
+        )
+    if cfg.train.batch_size % cfg.train.accumulate_steps:
+        raise ConfigError(
+            f"train.accumulate_steps={cfg.train.accumulate_steps}: must divide "
+            f"train.batch_size={cfg.train.batch_size} into equal micro-batches"
         )
     profile = cfg.profile
     if profile.stop_step and not profile.start_step < profile.stop_step <= cfg.train.steps:

@@ -210,3 +210,44 @@ def test_evaluation_is_exact_whatever_the_batch_size_and_the_short_last_batch(
         twice = [trainer.evaluate(iterator, batches) for _ in range(2)]
         assert twice[0] == pytest.approx(expected, rel=1e-5), batch_size
         assert twice[0] == twice[1], batch_size  # the second pass starts where the first ended
+
+
+def weights_after(cfg, steps):
+    trainer, batches = trainer_and_batches_at(cfg)
+    trainer.train_steps(batches, tf.constant(steps))
+    return {v.path.split("/", 1)[1]: v.numpy() for v in trainer.variables}
+
+
+def trainer_and_batches_at(cfg):
+    """Like trainer_and_batches, with the loop's own (micro-)batches."""
+    from {{ cookiecutter.package_name }}.loop.controller import _batches
+
+    task = make_task(cfg)
+    data = task.arrays(cfg.data.path)
+    cluster = make_cluster(cfg.distribute)
+    return Trainer(cfg, cluster, task, data.x_train), _batches(cfg, cluster, data, 0)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [(), ("distribute=mirrored", "distribute.cpu_devices=2"), ("precision=mixed_float16",)],
+    ids=["one", "mirrored", "float16"],
+)
+def test_four_accumulated_micro_batches_make_the_update_of_one_batch(make_config, extra):
+    # SGD, noise off: the same examples, the same mean gradient, the same weights
+    common = (*ONE_SGD_STEP, "task.noise_stddev=0", "task.l1=0.001", *extra)
+    whole = weights_after(make_config(*common), 3)
+    accumulated = weights_after(make_config(*common, "train.accumulate_steps=4"), 3)
+    # float16 rounds each micro-batch's gradients differently from the whole batch's
+    rtol, atol = (2e-2, 2e-5) if extra == ("precision=mixed_float16",) else (1e-5, 1e-6)
+    for path, value in whole.items():
+        np.testing.assert_allclose(accumulated[path], value, rtol=rtol, atol=atol, err_msg=path)
+    moved = weights_after(make_config(*common, "train.accumulate_steps=4"), 0)
+    assert any(not np.array_equal(moved[p], accumulated[p]) for p in moved)  # it did train
+
+
+def test_a_batch_that_does_not_split_into_micro_batches_is_refused(make_config):
+    from {{ cookiecutter.package_name }}.config import ConfigError
+
+    with pytest.raises(ConfigError, match="accumulate_steps=3: must divide train.batch_size=32"):
+        make_config("train.accumulate_steps=3")

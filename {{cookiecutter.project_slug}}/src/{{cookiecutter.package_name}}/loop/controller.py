@@ -107,8 +107,11 @@ def train_and_evaluate(cfg: Config) -> dict:
 
 
 def _batches(cfg: Config, cluster, arrays, step: int):
-    """The distributed iterator over the training batches, from batch `step` on."""
-    dataset = train_dataset(arrays.x_train, arrays.y_train, cfg.train.batch_size, cfg.seed, step)
+    """The distributed iterator over the training (micro-)batches, from step `step` on."""
+    k = cfg.train.accumulate_steps
+    dataset = train_dataset(
+        arrays.x_train, arrays.y_train, cfg.train.batch_size // k, cfg.seed, step * k
+    )
     return iter(cluster.strategy.experimental_distribute_dataset(dataset))
 
 

@@ -190,7 +190,10 @@ def start_segment(record: dict | None, cfg: Config, cluster, start_step: int) ->
         "num_workers": cluster.num_workers,
         "precision": cfg.precision.policy,
         "global_batch_size": cfg.train.batch_size,
-        "per_replica_batch_size": cfg.train.batch_size // cluster.num_replicas,
+        "accumulate_steps": cfg.train.accumulate_steps,
+        "per_replica_batch_size": (
+            cfg.train.batch_size // cfg.train.accumulate_steps // cluster.num_replicas
+        ),
         "versions": versions,
         "segments": segments,
     }

@@ -29,6 +29,7 @@ from ..config import Config
 from ..data import eval_dataset
 from ..errors import RunError
 from ..tasks.base import Task
+from .accumulation import GradientAccumulator
 from .cluster import Cluster
 
 OPTIMIZER_CLASSES = {
@@ -67,11 +68,21 @@ class Trainer:
         self.task = task
         self.strategy = cluster.strategy
         self.num_replicas = cluster.num_replicas
-        self.global_batch_size = cfg.train.batch_size
+        # With train.accumulate_steps=k, a step is k micro-batches of batch_size / k whose
+        # gradients are averaged into one update (loop/accumulation.py).
+        self.accumulate_steps = cfg.train.accumulate_steps
+        self.global_batch_size = cfg.train.batch_size // self.accumulate_steps
         if self.global_batch_size % self.num_replicas:
+            split = (
+                f" with train.accumulate_steps={self.accumulate_steps} (micro-batches of "
+                f"{self.global_batch_size})"
+                if self.accumulate_steps > 1
+                else ""
+            )
             raise RunError(
-                f"train.batch_size={self.global_batch_size}: not divisible by the "
-                f"{self.num_replicas} replicas; use a multiple of {self.num_replicas}"
+                f"train.batch_size={cfg.train.batch_size}{split}: not divisible by the "
+                f"{self.num_replicas} replicas; use a multiple of "
+                f"{self.num_replicas * self.accumulate_steps}"
             )
         keras.mixed_precision.set_global_policy(cfg.precision.policy)
         self.loss_scaled = cfg.precision.policy == "mixed_float16"
@@ -82,6 +93,11 @@ class Trainer:
             self.groups = self._optimizer_groups()
             for optimizer, variables in self.groups:
                 optimizer.build(variables)
+            if self.accumulate_steps > 1:  # each optimizer behind a sum of micro-batch gradients
+                self.groups = [
+                    (GradientAccumulator(optimizer, variables, self.accumulate_steps), variables)
+                    for optimizer, variables in self.groups
+                ]
             # The task's metrics take (targets, predictions); the loss and gradient-norm means
             # are the loop's own.
             self.task_train_metrics = task.build_metrics()
@@ -163,7 +179,8 @@ class Trainer:
 
     @property
     def optimizers(self):
-        return [optimizer for optimizer, _ in self.groups]
+        """The optimizers themselves (behind their accumulators, with accumulate_steps)."""
+        return [getattr(optimizer, "optimizer", optimizer) for optimizer, _ in self.groups]
 
     # -- one replica's step --------------------------------------------------------------------
     def modify_gradients(self, gradients, loss_scale):
@@ -227,19 +244,25 @@ class Trainer:
         # exercise end
 
     def _train_steps(self, iterator, num_steps):
-        """Runs `num_steps` steps; returns the index of the first non-finite loss, or -1."""
+        """Runs `num_steps` steps (of `accumulate_steps` micro-batches each); returns the index
+        of the step with the first non-finite loss, or -1."""
         first_bad = tf.constant(-1, tf.int32)
         for index in tf.range(num_steps):
-            finite = self.strategy.run(self._replica_step, args=(next(iterator),))
-            num_finite = self.strategy.reduce(tf.distribute.ReduceOp.SUM, finite, axis=None)
-            if num_finite < self.num_replicas:
+            num_finite = tf.constant(0, tf.int32)
+            for micro in range(self.accumulate_steps):  # unrolled: the last one updates
+                for accumulator, _ in self.groups:
+                    if isinstance(accumulator, GradientAccumulator):
+                        accumulator.apply_now = micro == self.accumulate_steps - 1
+                finite = self.strategy.run(self._replica_step, args=(next(iterator),))
+                num_finite += self.strategy.reduce(tf.distribute.ReduceOp.SUM, finite, axis=None)
+            if num_finite < self.num_replicas * self.accumulate_steps:
                 first_bad = index
                 break
         return first_bad
 
     # -- weight averages (optimizer.ema_decay) -----------------------------------------------
     def _swap_model_and_averages(self):
-        for optimizer, variables in self.groups:
+        for optimizer, (_, variables) in zip(self.optimizers, self.groups):
             inner = getattr(optimizer, "inner_optimizer", optimizer)  # under loss scaling
             # Keras keeps the averages in the optimizer (so in the checkpoint), one per variable
             # it was built with, in the same order.
