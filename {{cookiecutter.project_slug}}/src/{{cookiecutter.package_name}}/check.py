@@ -41,7 +41,9 @@ class Exercise:
     def functions(self) -> list[tuple[str, str]]:
         """`[(file, "Class.method" or "function")]` that the exercise writes.
 
-        >>> metric = Exercise("metric", "metrics.py: Mean.update_state and .result", ())
+        >>> metric = Exercise(
+        ...     name="metric", where="metrics.py: Mean.update_state and .result", tests=()
+        ... )
         >>> metric.functions()
         [('metrics.py', 'Mean.update_state'), ('metrics.py', 'Mean.result')]
         """
@@ -58,7 +60,8 @@ class Exercise:
 
 LAYERS = "tests/components/test_layers.py"
 MODELS = "tests/test_models.py"
-DOCTESTS = "tests/test_docstrings.py::test_docstring_examples_run[{{ cookiecutter.package_name }}.{}]"
+PACKAGE = "{{ cookiecutter.package_name }}"
+DOCTESTS = "tests/test_docstrings.py::test_docstring_examples_run[" + PACKAGE + ".{}]"
 # Every test that exercises an exercise decides it: its own file, its docstring's examples, and
 # for the train step the loop, precision and distribution tests that run it.
 EXERCISES = (
