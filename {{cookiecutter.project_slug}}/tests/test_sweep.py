@@ -88,3 +88,33 @@ def test_the_readme_sweep_trains_four_jobs_and_names_the_best(tmp_path):
     for job in range(4):
         assert json.loads((tmp_path / str(job) / "final_metrics.json").read_text())["step"] == 60
     assert "best: job " in done.stdout and (tmp_path / "summary.csv").is_file()
+
+
+def test_an_optuna_search_minimizes_the_objective_each_run_returns(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    rates = []
+
+    def fake_training(cfg):  # the objective is lowest at learning_rate = 0.3
+        rates.append(cfg.optimizer.learning_rate)
+        os.makedirs(cfg.run_dir, exist_ok=True)
+        final = {"eval_loss": (cfg.optimizer.learning_rate - 0.3) ** 2}
+        with open(os.path.join(cfg.run_dir, "final_metrics.json"), "w") as file:
+            json.dump(final, file)
+
+    sweep = tmp_path / "search"
+    args = [
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.n_trials=6",
+        "hydra.sweeper.sampler.seed=0",
+        "optimizer.learning_rate=interval(0.01, 1.0)",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    assert run("train", fake_training, args) == 0
+    assert len(rates) == 6
+    import yaml
+
+    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    best_rate = min(rates, key=lambda rate: (rate - 0.3) ** 2)
+    assert result["best_params"]["optimizer.learning_rate"] == pytest.approx(best_rate)
+    assert result["best_value"] == pytest.approx((best_rate - 0.3) ** 2)

@@ -104,6 +104,20 @@ def execute(main: Callable[[Config], object], cfg: Config) -> int:
     return 0
 
 
+def objective(cfg: Config) -> float | None:
+    """What a sweep optimizes: `best_<checkpoint.best_metric>` of the run, else `eval_loss`."""
+    import json
+
+    metric = cfg.checkpoint.best_metric
+    key = f"best_{metric}" if metric else "eval_loss"
+    try:
+        with open(os.path.join(cfg.run_dir, "final_metrics.json"), encoding="utf-8") as file:
+            value = json.load(file).get(key)
+    except (OSError, ValueError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def _run_with_hydra(module: str, main: Callable[[Config], object], argv: list[str]) -> int:
     """Hands the command line to `@hydra.main`: its flags, sweeps and launchers."""
     import hydra
@@ -117,18 +131,20 @@ def _run_with_hydra(module: str, main: Callable[[Config], object], argv: list[st
     codes = []
 
     @hydra.main(config_path=f"pkg://{__package__}.conf", config_name="config", version_base=None)
-    def job(composed) -> int:
+    def job(composed) -> float | None:
+        """One run; returns its objective for a search sweeper (Optuna): the best value of
+        `checkpoint.best_metric`, or else the final `eval_loss` (None when the run failed)."""
         try:
             cfg = config_from(composed)
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)
             codes.append(EXIT_USAGE)
-            return EXIT_USAGE
+            return None
         settings = HydraConfig.get()
         if settings.mode == RunMode.MULTIRUN:  # each job into its own directory of the sweep
             cfg.run_dir = settings.runtime.output_dir
         codes.append(execute(main, cfg))
-        return codes[-1]
+        return objective(cfg) if codes[-1] == 0 else None
 
     arguments = sys.argv
     sys.argv = [module, *argv]
