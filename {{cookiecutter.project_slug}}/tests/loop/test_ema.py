@@ -32,7 +32,9 @@ def test_the_average_follows_the_recursion_of_the_weights_it_sees(make_config):
 
 
 @pytest.mark.parametrize(
-    "devices", [(), ("distribute=mirrored", "distribute.cpu_devices=2")], ids=["one", "mirrored"]
+    "devices",
+    [(), ("distribute=mirrored", "distribute.cpu_devices=2"), ("precision=mixed_float16",)],
+    ids=["one", "mirrored", "float16"],
 )
 def test_evaluation_and_evaluate_use_the_averaged_weights(make_config, devices):
     cfg = make_config("optimizer.ema_decay=0.9", "task.noise_stddev=0", *devices)
