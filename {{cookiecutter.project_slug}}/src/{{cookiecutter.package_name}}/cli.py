@@ -104,8 +104,9 @@ def execute(main: Callable[[Config], object], cfg: Config) -> int:
     return 0
 
 
-def objective(cfg: Config) -> float | None:
-    """What a sweep optimizes: `best_<checkpoint.best_metric>` of the run, else `eval_loss`."""
+def objective(cfg: Config) -> float:
+    """What a sweep optimizes: `best_<checkpoint.best_metric>` of the run, else `eval_loss`;
+    nan when there is none (Optuna counts such a trial as failed and goes on)."""
     import json
 
     metric = cfg.checkpoint.best_metric
@@ -114,8 +115,8 @@ def objective(cfg: Config) -> float | None:
         with open(os.path.join(cfg.run_dir, "final_metrics.json"), encoding="utf-8") as file:
             value = json.load(file).get(key)
     except (OSError, ValueError):
-        return None
-    return float(value) if isinstance(value, (int, float)) else None
+        value = None
+    return float(value) if isinstance(value, (int, float)) else float("nan")
 
 
 def _run_with_hydra(module: str, main: Callable[[Config], object], argv: list[str]) -> int:
@@ -131,20 +132,20 @@ def _run_with_hydra(module: str, main: Callable[[Config], object], argv: list[st
     codes = []
 
     @hydra.main(config_path=f"pkg://{__package__}.conf", config_name="config", version_base=None)
-    def job(composed) -> float | None:
+    def job(composed) -> float:
         """One run; returns its objective for a search sweeper (Optuna): the best value of
-        `checkpoint.best_metric`, or else the final `eval_loss` (None when the run failed)."""
+        `checkpoint.best_metric`, or else the final `eval_loss` (nan when the run failed)."""
         try:
             cfg = config_from(composed)
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)
             codes.append(EXIT_USAGE)
-            return None
+            return float("nan")
         settings = HydraConfig.get()
         if settings.mode == RunMode.MULTIRUN:  # each job into its own directory of the sweep
             cfg.run_dir = settings.runtime.output_dir
         codes.append(execute(main, cfg))
-        return objective(cfg) if codes[-1] == 0 else None
+        return objective(cfg) if codes[-1] == 0 else float("nan")
 
     arguments = sys.argv
     sys.argv = [module, *argv]
