@@ -5,6 +5,8 @@ An unfinished exercise (exercises kit) makes the tests it stops expected failure
 """
 
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -70,6 +72,15 @@ def make_config(tmp_path):
 def task(request):
     """Runs the test once per shipped task: what the loop promises holds for every task."""
     return request.param
+
+
+def python_output(code: str) -> str:
+    """The stdout of `code` run by a fresh interpreter that sees this session's packages; for
+    what a process imports at start-up (TensorFlow must stay out of config checks)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout
 
 
 @pytest.fixture

@@ -1,7 +1,5 @@
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -9,6 +7,8 @@ import pytest
 
 from {{ cookiecutter.package_name }}.cli import run
 from {{ cookiecutter.package_name }}.config import ConfigError, load_config
+
+from .conftest import python_output
 
 CONF = Path(__file__).parents[1] / "src" / "{{ cookiecutter.package_name }}" / "conf"
 
@@ -102,10 +102,7 @@ def test_config_checks_do_not_import_tensorflow():
         "import sys; from {{ cookiecutter.package_name }}.config import load_config; "
         "load_config(['train.steps=3']); print('tensorflow' in sys.modules)"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
-    ).stdout
+    out = python_output(code)
     assert out.strip() == "False"
 
 

@@ -11,6 +11,8 @@ import pytest
 from {{ cookiecutter.package_name }}.cli import run
 from {{ cookiecutter.package_name }}.sweep import best_row, write_summary
 
+from .conftest import python_output
+
 PACKAGE = "{{ cookiecutter.package_name }}"
 
 
@@ -20,10 +22,7 @@ def test_help_lists_every_group_and_key_with_its_default_and_imports_no_tensorfl
         "try:\n    run('train', None, ['--help'])\nexcept SystemExit:\n    pass\n"
         "print('tensorflow' in sys.modules)\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
-    ).stdout
+    out = python_output(code)
     assert "task: image_classification, regression" in out
     assert "distribute: mirrored, multi_worker_mirrored, none, tpu" in out
     for key in ("learning_rate: 0.002", "steps: 3000", "best_metric: ''", "patience: 0"):

@@ -7,17 +7,18 @@ import tensorflow as tf
 
 from {{ cookiecutter.package_name }}.data import train_dataset
 from {{ cookiecutter.package_name }}.loop.cluster import make_cluster
+from {{ cookiecutter.package_name }}.loop.controller import training_batches
 from {{ cookiecutter.package_name }}.loop.trainer import Trainer
 from {{ cookiecutter.package_name }}.tasks.base import make_task
 
 
 def trainer_and_batches(cfg):
+    """A trainer and the loop's own iterator over its (micro-)batches, from step 0."""
     task = make_task(cfg)
     data = task.arrays(cfg.data.path)
     cluster = make_cluster(cfg.distribute)
     trainer = Trainer(cfg, cluster, task, data.x_train)
-    dataset = train_dataset(data.x_train, data.y_train, cfg.train.batch_size, cfg.seed)
-    return trainer, iter(cluster.strategy.experimental_distribute_dataset(dataset))
+    return trainer, training_batches(cfg, cluster, data, 0)
 
 
 def snapshot(variables):
@@ -213,19 +214,9 @@ def test_evaluation_is_exact_whatever_the_batch_size_and_the_short_last_batch(
 
 
 def weights_after(cfg, steps):
-    trainer, batches = trainer_and_batches_at(cfg)
+    trainer, batches = trainer_and_batches(cfg)
     trainer.train_steps(batches, tf.constant(steps))
     return {v.path.split("/", 1)[1]: v.numpy() for v in trainer.variables}
-
-
-def trainer_and_batches_at(cfg):
-    """Like trainer_and_batches, with the loop's own (micro-)batches."""
-    from {{ cookiecutter.package_name }}.loop.controller import _batches
-
-    task = make_task(cfg)
-    data = task.arrays(cfg.data.path)
-    cluster = make_cluster(cfg.distribute)
-    return Trainer(cfg, cluster, task, data.x_train), _batches(cfg, cluster, data, 0)
 
 
 @pytest.mark.parametrize(

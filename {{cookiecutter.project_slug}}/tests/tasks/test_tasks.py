@@ -1,10 +1,7 @@
 """What every shipped task provides, and the rule that only tasks know a task."""
 
 import ast
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +13,7 @@ from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.errors import RunError
 from {{ cookiecutter.package_name }}.tasks.base import make_task, shipped_tasks
 
-from ..conftest import TASKS
+from ..conftest import TASKS, python_output
 
 SOURCE = Path(package.__file__).parent
 
@@ -68,10 +65,7 @@ def test_config_check_of_every_task_imports_no_tensorflow():
         f"[load_config(['task=' + name]) for name in {list(TASKS)!r}]; "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
-    ).stdout
+    out = python_output(code)
     assert out.strip() == "False False"
 
 

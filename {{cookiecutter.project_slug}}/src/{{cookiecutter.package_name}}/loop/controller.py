@@ -99,14 +99,14 @@ def train_and_evaluate(cfg: Config) -> dict:
     # in the train step (traced by a call that runs zero steps) stops the run here.
     arrays = task.arrays(cfg.data.path)
     trainer = Trainer(cfg, cluster, task, arrays.x_train)
-    trainer.train_steps(_batches(cfg, cluster, arrays, 0), tf.constant(0, tf.int32))
+    trainer.train_steps(training_batches(cfg, cluster, arrays, 0), tf.constant(0, tf.int32))
     if cluster.is_chief:
         prepare_run_dir(cfg.run_dir)
     with RunDirLock(cfg.run_dir, enabled=cluster.is_chief):
         return _train(cfg, cluster, task, arrays, trainer)
 
 
-def _batches(cfg: Config, cluster, arrays, step: int):
+def training_batches(cfg: Config, cluster, arrays, step: int):
     """The distributed iterator over the training (micro-)batches, from step `step` on."""
     k = cfg.train.accumulate_steps
     dataset = train_dataset(
@@ -148,7 +148,7 @@ def _train(cfg: Config, cluster, task: Task, arrays, trainer: Trainer) -> dict:
             print(f"changed settings (recorded in run.json): {listed}", file=sys.stderr)
         write_json(os.path.join(run_dir, "run.json"), record)
 
-    iterator = _batches(cfg, cluster, arrays, step)
+    iterator = training_batches(cfg, cluster, arrays, step)
     held_out, eval_batches = trainer.held_out(arrays.x_test, arrays.y_test, cfg.eval.batch_size)
     run_log = RunLog(
         run_dir, cfg.train.steps, step, trainer.progress_fields, enabled=cluster.is_chief
