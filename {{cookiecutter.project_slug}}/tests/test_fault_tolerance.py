@@ -78,6 +78,24 @@ def test_run_killed_twice_resumes_bitwise_equal_to_an_uninterrupted_one(tmp_path
     assert final_digest(killed) == final_digest(straight)
 
 
+def test_a_run_on_shards_killed_resumes_bitwise_equal_to_an_uninterrupted_one(tmp_path):
+    shards = tmp_path / "shards"
+    prepare = [sys.executable, "-m", f"{PACKAGE}.prepare", f"data.files={shards}"]
+    subprocess.run([*prepare, "task.train_size=2048"], check=True, capture_output=True)
+    files = f"data.files={shards}"
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    code, _, err = finish(start(straight, files))
+    assert code == 0, err
+    process = start(killed, files)
+    wait_for_step(process, killed, 650)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    code, _, err = finish(start(killed, files))
+    assert code == 0, err
+    assert "next step" in err
+    assert final_digest(killed) == final_digest(straight)
+
+
 RESEARCH = [
     "optimizer.schedule=warmup_cosine",
     "optimizer.warmup_steps=100",

@@ -1,16 +1,20 @@
 """Two workers on localhost, driven by TF_CONFIG like any cluster (slow)."""
 
 import json
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.launch import launch
+from {{ cookiecutter.package_name }}.launch import free_ports, launch, tf_config
 
 from .conftest import TASK_SMALL
 
 pytestmark = pytest.mark.slow
+PACKAGE = "{{ cookiecutter.package_name }}"
 
 
 def test_two_local_workers_finish_with_the_same_weights_and_one_set_of_files(tmp_path, task):
@@ -45,3 +49,79 @@ def test_two_local_workers_finish_with_the_same_weights_and_one_set_of_files(tmp
         2,
     )
     assert set(Path(tempfile.gettempdir()).glob("ckpt-worker-*")) == before  # cleaned up
+
+
+def prepare_shards(directory, *overrides):
+    subprocess.run(
+        [sys.executable, "-m", f"{PACKAGE}.prepare", f"data.files={directory}", *overrides],
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_two_workers_on_shards_finish_with_the_same_weights(tmp_path):
+    shards = tmp_path / "shards"
+    prepare_shards(shards, *TASK_SMALL["regression"])
+    run_dir = tmp_path / "run"
+    processes = launch(
+        2,
+        [f"run_dir={run_dir}", f"data.files={shards}", *TASK_SMALL["regression"], "train.steps=40"],
+    )
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0]
+    finals = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+    assert finals[0]["weights_sha256"] == finals[1]["weights_sha256"]
+    assert finals[0]["eval_loss"] < 1.0
+
+
+# Each worker reads one epoch of its share of the shards through the strategy's own input
+# pipelines and prints the ids of the examples its replica received.
+READ_ONE_EPOCH = """
+import json, sys
+import tensorflow as tf
+from {{ cookiecutter.package_name }}.config import load_config
+from {{ cookiecutter.package_name }}.tasks.base import make_task
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+cfg = load_config(["task.input_dim=1", f"data.files={sys.argv[1]}"])
+source = make_task(cfg).source(cfg.data)
+steps = source.num_train_examples // 64
+iterator = iter(source.train_batches(strategy, 64, seed=5, start_step=int(sys.argv[2])))
+ids = []
+for _ in range(steps):
+    x, _ = next(iterator)
+    ids += strategy.experimental_local_results(x)[0].numpy()[:, 0].astype(int).tolist()
+print(json.dumps(ids))
+"""
+
+
+@pytest.mark.parametrize(("num_shards", "sharding"), [(4, "files"), (3, "examples")])
+def test_two_workers_see_every_example_once_per_epoch(tmp_path, num_shards, sharding):
+    import numpy as np
+
+    rows = np.arange(1024, dtype=np.float32)[:, None]  # the input is the example's id
+    np.savez(tmp_path / "ids.npz", x_train=rows, y_train=rows, x_test=rows[:8], y_test=rows[:8])
+    shards = tmp_path / "shards"
+    prepare_shards(
+        shards, f"data.path={tmp_path / 'ids.npz'}", "task.input_dim=1", f"data.shards={num_shards}"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for start_step in (0, 16):  # the first epoch, then the second (as a resumed run reads it)
+        ports = free_ports(2)
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", READ_ONE_EPOCH, str(shards), str(start_step)],
+                env={**env, "TF_CONFIG": tf_config(ports, index)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for index in range(2)
+        ]
+        seen = []
+        for process in processes:
+            out, err = process.communicate(timeout=300)
+            assert process.returncode == 0, err
+            seen.append(json.loads(out.strip().splitlines()[-1]))
+        assert [len(ids) for ids in seen] == [512, 512]
+        assert not set(seen[0]) & set(seen[1]), sharding
+        assert sorted(seen[0] + seen[1]) == list(range(1024))

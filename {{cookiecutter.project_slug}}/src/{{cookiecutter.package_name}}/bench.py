@@ -20,6 +20,13 @@ the median, min and max steps/s:
 * `checkpoint`: the loop with checkpoints at the configured cadence and at a fifth of it,
   against checkpoints effectively off (only the final one is written).
 * `input`: the loop's compiled steps on the real pipeline against one constant batch repeated.
+* `files`: the training command reading the task's data from shards (`data.files`, written by
+  `prepare` into a temporary directory) against the same data in memory; the compiled steps on
+  the shards against one constant batch; and the seconds a resumed run spends skipping to its
+  position, at the start and in the last window of an epoch.
+* `memory`: peak resident memory (RSS) of a training process on the `regression` task with
+  `--memory-examples` and ten times as many training examples (256 features), in memory and
+  from shards; each run in its own process, 200 steps.
 * `xla`: the loop (on one device) and `model.fit` (steps_per_execution 32) without and with XLA.
 
 How steps/s is taken, the same rule for the loop and for `fit`: the steps after a warm-up
@@ -50,7 +57,16 @@ import tempfile
 import time
 import warnings
 
-SECTIONS = ("fit", "steps_per_execution", "precision", "checkpoint", "input", "xla")
+SECTIONS = (
+    "fit",
+    "steps_per_execution",
+    "precision",
+    "checkpoint",
+    "input",
+    "files",
+    "memory",
+    "xla",
+)
 FIT_STEPS_PER_EXECUTION = (1, 8, 32)
 LOOP_STEPS_PER_EXECUTION = (1, 10, 25, 100)
 PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -281,19 +297,21 @@ class Bench:
         pipeline or on its first batch repeated; steps/s after the first call."""
         import tensorflow as tf
 
-        from .data import train_dataset
         from .loop.cluster import make_cluster
         from .loop.trainer import Trainer
         from .tasks.base import make_task
 
         task = make_task(cfg)
-        arrays = task.arrays(cfg.data.path)
+        source = task.source(cfg.data)
         cluster = make_cluster(cfg.distribute)
-        trainer = Trainer(cfg, cluster, task, arrays.x_train)
-        dataset = train_dataset(arrays.x_train, arrays.y_train, cfg.train.batch_size, cfg.seed)
-        if constant:
-            dataset = tf.data.Dataset.from_tensors(next(iter(dataset))).repeat()
-        iterator = iter(cluster.strategy.experimental_distribute_dataset(dataset))
+        trainer = Trainer(cfg, cluster, task, source.example_inputs)
+        batch, seed = cfg.train.batch_size, cfg.seed
+        batches = source.train_batches(cluster.strategy, batch, seed, 0)
+        if constant:  # the first global batch, read on one device
+            first = next(iter(source.train_batches(tf.distribute.get_strategy(), batch, seed, 0)))
+            dataset = tf.data.Dataset.from_tensors(first).repeat()
+            batches = cluster.strategy.experimental_distribute_dataset(dataset)
+        iterator = iter(batches)
         chunk = tf.constant(cfg.train.steps_per_execution, tf.int32)
         calls = max(2, -(-cfg.train.steps // cfg.train.steps_per_execution))
         int(trainer.train_steps(iterator, chunk))
@@ -395,6 +413,96 @@ def section_input(bench: Bench, rounds: int) -> dict:
     return result
 
 
+def section_files(bench: Bench, rounds: int) -> dict:
+    """Shards against memory on the configured task (its data written once by `prepare`)."""
+    with tempfile.TemporaryDirectory(prefix="bench-shards-") as parent:
+        shards = os.path.join(parent, "shards")
+        _prepare(bench.config(), shards)
+        files = f"data.files={shards}"
+        result = alternate(
+            {
+                "memory": lambda: bench.wall(),
+                "files": lambda: bench.wall(files),
+                "files_compiled_steps": lambda: bench.steps_on(bench.config(files), False),
+                "files_constant_batch": lambda: bench.steps_on(bench.config(files), True),
+            },
+            rounds,
+        )
+        result["ratio_files_to_memory"] = result["files"]["median"] / result["memory"]["median"]
+        result["ratio_pipeline_to_constant"] = (
+            result["files_compiled_steps"]["median"] / result["files_constant_batch"]["median"]
+        )
+        result["resume_seconds"] = _resume_seconds(bench.config(files))
+    return result
+
+
+def _prepare(cfg, directory: str) -> None:
+    from .shards import write_shards
+    from .tasks.base import make_task
+
+    task = make_task(cfg)
+    write_shards(task.arrays(cfg.data.path), directory, cfg.data.shards, "bench", cfg.seed)
+
+
+def _resume_seconds(cfg) -> dict:
+    """Seconds to the first batch of a run resumed at an epoch's start and near its end."""
+    import tensorflow as tf
+
+    from .tasks.base import make_task
+
+    source = make_task(cfg).source(cfg.data)
+    strategy = tf.distribute.get_strategy()
+    epoch_steps = source.num_train_examples // cfg.train.batch_size
+    seconds = {}
+    for name, step in (("epoch_start", epoch_steps * 2), ("epoch_end", epoch_steps * 3 - 1)):
+        start = time.perf_counter()
+        next(iter(source.train_batches(strategy, cfg.train.batch_size, cfg.seed, step)))
+        seconds[name] = time.perf_counter() - start
+    seconds["train_examples"] = source.num_train_examples
+    return seconds
+
+
+MEMORY_PRESET = ("task=regression", "task.input_dim=256", "task.test_size=2048")
+
+
+def section_memory(bench: Bench, examples: int) -> dict:
+    """Peak RSS (MiB) of training processes at `examples` and 10x training examples."""
+    import subprocess
+
+    result = {"preset": [*MEMORY_PRESET, f"task.train_size={examples} and x10"]}
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as parent:
+        for scale in (1, 10):
+            size = [*MEMORY_PRESET, f"task.train_size={examples * scale}"]
+            shards = os.path.join(parent, f"x{scale}")
+            _prepare(bench.config(*size), shards)
+            for source in ("memory", "files"):
+                run_dir = os.path.join(parent, f"run-{source}-{scale}")
+                command = [
+                    sys.executable,
+                    "-m",
+                    f"{__package__}.train",
+                    *bench.overrides,
+                    *size,
+                    "train.steps=200",
+                    f"run_dir={run_dir}",
+                    *([f"data.files={shards}"] if source == "files" else []),
+                ]
+                with tempfile.TemporaryFile() as err:
+                    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
+                    # wait4 gives this child's own peak RSS (getrusage's is the largest of all).
+                    _, status, usage = os.wait4(process.pid, 0)
+                    process.returncode = os.waitstatus_to_exitcode(status)
+                    if process.returncode:
+                        err.seek(0)
+                        tail = err.read().decode(errors="replace").strip().splitlines()[-1:]
+                        raise RuntimeError(f"{' '.join(command)}: exit {process.returncode} {tail}")
+                result[f"{source}_x{scale}_mib"] = usage.ru_maxrss / 1024
+        for source in ("memory", "files"):
+            grown = result[f"{source}_x10_mib"] - result[f"{source}_x1_mib"]
+            result[f"{source}_growth_mib"] = grown
+    return result
+
+
 # XLA's loop runs on one device: under a MirroredStrategy over logical CPU devices (the tests'
 # setup) the XLA-compiled step cannot reach the second device's variables.
 ONE_DEVICE = ("distribute=none", "distribute.cpu_devices=0")
@@ -423,6 +531,8 @@ TITLES = {
     "precision": "the loop per precision policy, on {preset}",
     "checkpoint": "the training command with checkpoints against checkpoints off",
     "input": "the loop's compiled steps on the real pipeline against one constant batch",
+    "files": "the training command on shards (data.files) against the same data in memory",
+    "memory": "peak RSS (MiB) of a training process, {preset}",
     "xla": "without and with XLA (jit_compile)",
 }
 
@@ -445,6 +555,20 @@ def _footer(name: str, section: dict) -> list[str]:
         return [f"cost against off (steps/s lost): {costs}"]
     if name == "input":
         return [f"ratio pipeline / constant batch: {section['ratio']:.2f}"]
+    if name == "files":
+        resume = section["resume_seconds"]
+        return [
+            f"ratio files / memory: {section['ratio_files_to_memory']:.2f}; files pipeline / "
+            f"constant batch: {section['ratio_pipeline_to_constant']:.2f}",
+            f"resume: {resume['epoch_start']:.2f} s to the first batch at an epoch's start, "
+            f"{resume['epoch_end']:.2f} s at its end ({resume['train_examples']} examples)",
+        ]
+    if name == "memory":
+        return [
+            f"{source}: {section[f'{source}_x1_mib']:.0f} MiB, x10 data "
+            f"{section[f'{source}_x10_mib']:.0f} MiB (+{section[f'{source}_growth_mib']:.0f})"
+            for source in ("memory", "files")
+        ]
     return [
         f"ratio with / without XLA: loop {section['ratio_loop']:.2f}, "
         f"fit {section['ratio_fit']:.2f}"
@@ -515,13 +639,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated tasks the fit section runs on (default: every shipped task); "
         "the other sections run on the configured task",
     )
+    parser.add_argument(
+        "--memory-examples",
+        type=int,
+        default=50_000,
+        help="training examples of the memory section's smaller data set (default 50000)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the report here")
     args = parser.parse_args(argv)
     args.sections = [name.strip() for name in args.sections.split(",") if name.strip()]
     unknown = sorted(set(args.sections) - set(SECTIONS))
     if unknown:
         parser.error(f"--sections: unknown {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
-    for flag in ("rounds", "steps", "precision_steps"):
+    for flag in ("rounds", "steps", "precision_steps", "memory_examples"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             parser.error(f"--{flag.replace('_', '-')}={value}: must be a positive integer")
@@ -549,6 +679,8 @@ def run_sections(bench: Bench, args: argparse.Namespace) -> dict:
         "precision": lambda: section_precision(bench, args.rounds, args.precision_steps),
         "checkpoint": lambda: section_checkpoint(bench, args.rounds),
         "input": lambda: section_input(bench, args.rounds),
+        "files": lambda: section_files(bench, args.rounds),
+        "memory": lambda: section_memory(bench, args.memory_examples),
         "xla": lambda: section_xla(bench, args.rounds),
     }
     with warnings.catch_warnings():

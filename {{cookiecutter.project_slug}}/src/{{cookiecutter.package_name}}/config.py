@@ -138,6 +138,16 @@ class DataConfig:
     # An .npz with x_train, y_train, x_test, y_test (rows are examples) in the task's shapes;
     # empty means the task's own data.
     path: str = ""
+    # Sharded TFRecord files read streaming, for data larger than memory: a directory written by
+    # `python -m <package>.prepare data.files=<directory>`, or a glob of its shards. Empty: off.
+    files: str = ""
+    # Training examples held for shuffling by each input pipeline (the memory a run's data
+    # takes with data.files, whatever the data set's size).
+    shuffle_buffer: int = positive(10_000)
+    # Training shards `prepare` writes (held-out as many, at most one per example); 0: one per
+    # 64 MiB of training data. A multiple of the worker count lets each worker read only its
+    # own files; each file opened costs ~0.2 ms per epoch.
+    shards: int = non_negative(0)
 
 
 @dataclass
@@ -145,6 +155,9 @@ class DistributeConfig:
     strategy: str = one_of("none", STRATEGIES)
     cpu_devices: int = non_negative(0)
     tpu: str = ""
+    # multi_worker_mirrored inside a Slurm job step without TF_CONFIG: the first port of each
+    # node's tasks (task i of a node listens on port_base + i).
+    port_base: int = positive(8888)
 
 
 @dataclass
@@ -228,6 +241,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(
             f"train.jit_compile=true with distribute.cpu_devices={cfg.distribute.cpu_devices}: "
             "XLA cannot run replicas on logical CPU devices; use one device or GPUs"
+        )
+    if cfg.data.path and cfg.data.files:
+        raise ConfigError(
+            f"data.path={cfg.data.path} with data.files={cfg.data.files}: give one source, an "
+            "in-memory .npz or sharded files (prepare writes shards from an .npz)"
         )
     if cfg.train.batch_size % cfg.train.accumulate_steps:
         raise ConfigError(

@@ -1,7 +1,9 @@
 """Arrays in, tf.data pipelines out: the input side every task shares.
 
 A task (`tasks/`) supplies its train and held-out arrays (made in code, loaded from a package, or
-read from an `.npz` with `data.path`); this module turns them into the pipelines the loop reads.
+read from an `.npz` with `data.path`); this module turns them into the pipelines the loop reads
+(`ArraySource`). Data larger than memory streams from sharded files instead (`shards.py`,
+`data.files`); both sources give the loop the same two pipelines.
 
 The training pipeline is a pure function of the step: batch `s` is slice `s % steps_per_epoch` of
 a permutation seeded by `(seed, s // steps_per_epoch)`. A run resumed at step `s` therefore sees
@@ -89,6 +91,25 @@ def train_dataset(x, y, global_batch_size: int, seed: int, start_step: int = 0):
     dataset = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
     dataset = dataset.flat_map(epoch_batches).skip(position)
     return _distributable(dataset.prefetch(tf.data.AUTOTUNE))
+
+
+class ArraySource:
+    """Training and held-out pipelines over arrays in memory (the task's own, or `data.path`)."""
+
+    def __init__(self, arrays: Arrays, description: str):
+        self.arrays, self.description = arrays, description
+        self.example_inputs = arrays.x_train
+        self.num_train_examples = len(arrays.x_train)
+        self.num_eval_examples = len(arrays.x_test)
+
+    def train_batches(self, strategy, global_batch_size: int, seed: int, start_step: int):
+        """The distributed dataset of global batches, batch `s` for step `s`, from `start_step`."""
+        x, y = self.arrays.x_train, self.arrays.y_train
+        dataset = train_dataset(x, y, global_batch_size, seed, start_step)
+        return strategy.experimental_distribute_dataset(dataset)
+
+    def eval_dataset(self, global_batch_size: int):
+        return eval_dataset(self.arrays.x_test, self.arrays.y_test, global_batch_size)
 
 
 def eval_dataset(x, y, global_batch_size: int):

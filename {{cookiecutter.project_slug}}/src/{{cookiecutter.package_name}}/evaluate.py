@@ -27,9 +27,9 @@ def restore_run(cfg: Config):
     cfg = saved_run_config(cfg)
     which = cfg.checkpoint.which
     task = make_task(cfg)
-    arrays = task.arrays(cfg.data.path)
+    source = task.source(cfg.data)
     cluster = make_cluster(cfg.distribute)
-    trainer = Trainer(cfg, cluster, task, arrays.x_train)
+    trainer = Trainer(cfg, cluster, task, source.example_inputs)
     directory = os.path.join(cfg.run_dir, "checkpoints")
     if which == "best":
         directory = os.path.join(directory, "best")
@@ -43,20 +43,20 @@ def restore_run(cfg: Config):
     if step is None:
         raise RunError(f"run_dir={cfg.run_dir}: no checkpoint to restore; train first")
     trainer.use_averaged_weights()  # with optimizer.ema_decay: the averages are the model
-    return cfg, cluster, trainer, arrays, step
+    return cfg, cluster, trainer, source, step
 
 
 def evaluate(cfg: Config) -> dict:
     """Held-out metrics of the newest checkpoint; also written to run_dir/eval.json."""
     from .loop.run_dir import write_json
 
-    cfg, _, trainer, arrays, step = restore_run(cfg)
-    held_out = trainer.held_out(arrays.x_test, arrays.y_test, cfg.eval.batch_size)
+    cfg, _, trainer, source, step = restore_run(cfg)
+    held_out = trainer.held_out(source.eval_dataset(cfg.eval.batch_size))
     result = {
         "step": step,
         "checkpoint": cfg.checkpoint.which,
         **trainer.evaluate(*held_out),
-        "num_examples": len(arrays.x_test),
+        "num_examples": source.num_eval_examples,
     }
     write_json(os.path.join(cfg.run_dir, "eval.json"), result)
     print(json.dumps(result))

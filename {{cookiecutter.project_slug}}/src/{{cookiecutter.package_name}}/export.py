@@ -32,7 +32,7 @@ def export(cfg: Config) -> str:
 
     from .evaluate import restore_run
 
-    cfg, _, trainer, arrays, step = restore_run(cfg)
+    cfg, _, trainer, source, step = restore_run(cfg)
     export_dir = os.path.join(cfg.run_dir, "export")
     os.makedirs(export_dir, exist_ok=True)
     keras_path = os.path.join(export_dir, "model.keras")
@@ -45,7 +45,7 @@ def export(cfg: Config) -> str:
     # One endpoint, the task's outputs for a batch shaped like the training inputs.
     archive = keras.export.ExportArchive()
     archive.track(trainer.model)
-    x = arrays.x_train
+    x = source.example_inputs
     archive.add_endpoint(
         "serve",
         lambda inputs: trainer.task.serve(trainer.model, inputs),

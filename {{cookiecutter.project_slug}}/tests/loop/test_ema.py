@@ -39,7 +39,8 @@ def test_the_average_follows_the_recursion_of_the_weights_it_sees(make_config):
 def test_evaluation_and_evaluate_use_the_averaged_weights(make_config, devices):
     cfg = make_config("optimizer.ema_decay=0.9", "task.noise_stddev=0", *devices)
     result = train_and_evaluate(cfg)
-    _, _, trainer, arrays, _ = restore_run(cfg)  # the averages are the model now
+    _, _, trainer, source, _ = restore_run(cfg)  # the averages are the model now
+    arrays = source.arrays
     expected = expected_held_out(trainer.task, trainer.model, arrays.x_test, arrays.y_test)
     assert result["eval_loss"] == pytest.approx(expected["eval_loss"], rel=1e-5)
     assert evaluate(cfg)["eval_loss"] == pytest.approx(expected["eval_loss"], rel=1e-5)

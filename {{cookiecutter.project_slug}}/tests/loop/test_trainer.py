@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from {{ cookiecutter.package_name }}.data import train_dataset
+from {{ cookiecutter.package_name }}.data import eval_dataset, train_dataset
 from {{ cookiecutter.package_name }}.loop.cluster import make_cluster
 from {{ cookiecutter.package_name }}.loop.controller import training_batches
 from {{ cookiecutter.package_name }}.loop.trainer import Trainer
@@ -15,10 +15,10 @@ from {{ cookiecutter.package_name }}.tasks.base import make_task
 def trainer_and_batches(cfg):
     """A trainer and the loop's own iterator over its (micro-)batches, from step 0."""
     task = make_task(cfg)
-    data = task.arrays(cfg.data.path)
+    source = task.source(cfg.data)
     cluster = make_cluster(cfg.distribute)
-    trainer = Trainer(cfg, cluster, task, data.x_train)
-    return trainer, training_batches(cfg, cluster, data, 0)
+    trainer = Trainer(cfg, cluster, task, source.example_inputs)
+    return trainer, training_batches(cfg, cluster, source, 0)
 
 
 def snapshot(variables):
@@ -206,7 +206,7 @@ def test_evaluation_is_exact_whatever_the_batch_size_and_the_short_last_batch(
     data = trainer.task.arrays(cfg.data.path)
     expected = expected_held_out(trainer.task, trainer.model, data.x_test, data.y_test)
     for batch_size in (7, 50, 512):
-        iterator, batches = trainer.held_out(data.x_test, data.y_test, batch_size)
+        iterator, batches = trainer.held_out(eval_dataset(data.x_test, data.y_test, batch_size))
         assert batches == -(-50 // batch_size)
         twice = [trainer.evaluate(iterator, batches) for _ in range(2)]
         assert twice[0] == pytest.approx(expected, rel=1e-5), batch_size

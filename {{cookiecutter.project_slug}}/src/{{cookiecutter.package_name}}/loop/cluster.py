@@ -66,7 +66,7 @@ def make_cluster(cfg: DistributeConfig) -> Cluster:
         cross_device_ops = tf.distribute.ReductionToOneDevice() if devices else None
         strategy = tf.distribute.MirroredStrategy(devices, cross_device_ops=cross_device_ops)
     elif cfg.strategy == "multi_worker_mirrored":
-        strategy = _multi_worker()
+        strategy = _multi_worker(cfg.port_base)
     elif cfg.strategy == "tpu":
         strategy = _tpu(cfg.tpu)
     else:  # config validation makes this unreachable
@@ -90,8 +90,37 @@ def make_cluster(cfg: DistributeConfig) -> Cluster:
     )
 
 
-def _multi_worker() -> tf.distribute.Strategy:
+def slurm_tf_config(port_base: int) -> str:
+    """The `TF_CONFIG` of this task of a Slurm job step (`srun`), from TensorFlow's
+    `SlurmClusterResolver`: every task of the step is a worker, on its node's host name, at port
+    `port_base` + its index on that node."""
+    import shutil
+
+    resolve = tf.distribute.cluster_resolver.SlurmClusterResolver
+    try:
+        if "CUDA_VISIBLE_DEVICES" in os.environ or shutil.which("nvidia-smi"):
+            resolver = resolve(port_base=port_base)  # each task gets its share of the GPUs
+        else:
+            # The resolver lists a task only with a GPU of its own (on 0 GPUs: none, or a
+            # zero range step). On CPUs: one stand-in GPU per task, and CUDA_VISIBLE_DEVICES
+            # left alone.
+            per_node = os.environ.get("SLURM_STEP_TASKS_PER_NODE", "1")
+            most = max(int(part.split("(")[0]) for part in per_node.split(","))
+            resolver = resolve(
+                port_base=port_base, gpus_per_node=most, gpus_per_task=1, auto_set_gpu=False
+            )
+        cluster = resolver.cluster_spec().as_dict()
+        task_type, task_id = resolver.get_task_info()
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise RunError(f"Slurm job step: cannot describe the cluster ({error})") from None
+    return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": task_id}})
+
+
+def _multi_worker(port_base: int) -> tf.distribute.Strategy:
     raw = os.environ.get("TF_CONFIG", "")
+    if not raw and int(os.environ.get("SLURM_STEP_NUM_TASKS", "0")) > 1:
+        # Inside `srun` with several tasks: the cluster is the job step's (deploy/slurm.sbatch).
+        raw = os.environ["TF_CONFIG"] = slurm_tf_config(port_base)
     if raw:
         try:
             json.loads(raw)["task"]

@@ -19,7 +19,6 @@ import keras
 import tensorflow as tf
 
 from ..config import Config
-from ..data import train_dataset
 from ..errors import EXIT_SIGINT, EXIT_SIGTERM, AlreadyDone, Diverged, RunError
 from ..tasks.base import Task, make_task
 from .best import BestKeeper
@@ -97,25 +96,24 @@ def train_and_evaluate(cfg: Config) -> dict:
     task = make_task(cfg)
     # Before anything is written: bad data, an error in the model (built on a real batch), or
     # in the train step (traced by a call that runs zero steps) stops the run here.
-    arrays = task.arrays(cfg.data.path)
-    trainer = Trainer(cfg, cluster, task, arrays.x_train)
-    trainer.train_steps(training_batches(cfg, cluster, arrays, 0), tf.constant(0, tf.int32))
+    source = task.source(cfg.data)
+    trainer = Trainer(cfg, cluster, task, source.example_inputs)
+    trainer.train_steps(training_batches(cfg, cluster, source, 0), tf.constant(0, tf.int32))
     if cluster.is_chief:
         prepare_run_dir(cfg.run_dir)
     with RunDirLock(cfg.run_dir, enabled=cluster.is_chief):
-        return _train(cfg, cluster, task, arrays, trainer)
+        return _train(cfg, cluster, task, source, trainer)
 
 
-def training_batches(cfg: Config, cluster, arrays, step: int):
-    """The distributed iterator over the training (micro-)batches, from step `step` on."""
+def training_batches(cfg: Config, cluster, source, step: int):
+    """The distributed iterator over the training (micro-)batches of `source` (`task.source`),
+    from step `step` on."""
     k = cfg.train.accumulate_steps
-    dataset = train_dataset(
-        arrays.x_train, arrays.y_train, cfg.train.batch_size // k, cfg.seed, step * k
-    )
-    return iter(cluster.strategy.experimental_distribute_dataset(dataset))
+    batches = source.train_batches(cluster.strategy, cfg.train.batch_size // k, cfg.seed, step * k)
+    return iter(batches)
 
 
-def _train(cfg: Config, cluster, task: Task, arrays, trainer: Trainer) -> dict:
+def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer) -> dict:
     run_dir = cfg.run_dir
     checkpoint_dir = os.path.join(run_dir, "checkpoints")
     record = read_run_json(run_dir) if has_checkpoints(checkpoint_dir) else None
@@ -148,8 +146,8 @@ def _train(cfg: Config, cluster, task: Task, arrays, trainer: Trainer) -> dict:
             print(f"changed settings (recorded in run.json): {listed}", file=sys.stderr)
         write_json(os.path.join(run_dir, "run.json"), record)
 
-    iterator = training_batches(cfg, cluster, arrays, step)
-    held_out, eval_batches = trainer.held_out(arrays.x_test, arrays.y_test, cfg.eval.batch_size)
+    iterator = training_batches(cfg, cluster, source, step)
+    held_out, eval_batches = trainer.held_out(source.eval_dataset(cfg.eval.batch_size))
     run_log = RunLog(
         run_dir, cfg.train.steps, step, trainer.progress_fields, enabled=cluster.is_chief
     )

@@ -36,6 +36,7 @@ except ImportError:  # Windows: no flock; one writer per run directory is then u
 IDENTITY_KEYS = (
     "task._target_",
     "data.path",
+    "data.files",
     "optimizer.name",
     "optimizer.head_learning_rate",
     "optimizer.schedule",

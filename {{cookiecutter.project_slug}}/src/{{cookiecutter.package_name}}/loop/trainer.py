@@ -26,7 +26,6 @@ import tensorflow as tf
 
 from ..components.schedules import WarmupCosine
 from ..config import Config
-from ..data import eval_dataset
 from ..errors import RunError
 from ..tasks.base import Task
 from .accumulation import GradientAccumulator
@@ -317,13 +316,13 @@ class Trainer:
             self.strategy.run(self._replica_eval_step, args=(next(iterator),))
         return tf.stack([tf.cast(m.result(), tf.float32) for m in self.eval_metrics.values()])
 
-    def held_out(self, x, y, batch_size: int):
-        """An iterator over the held-out split repeated, and the batches of one pass.
+    def held_out(self, dataset):
+        """An iterator over `dataset` (a source's `eval_dataset`) repeated, and the batches of
+        one pass.
 
         One iterator serves every evaluation of a run: a new iterator per pass cost ~35 ms on 2
         cores, several times the pass itself.
         """
-        dataset = eval_dataset(x, y, batch_size)
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset.repeat()))
         return iterator, int(dataset.cardinality())
 

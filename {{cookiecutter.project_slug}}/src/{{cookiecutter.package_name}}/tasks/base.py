@@ -39,7 +39,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from ..config import ConfigError
-from ..data import Arrays, load_npz
+from ..data import Arrays, ArraySource, load_npz
 from ..errors import RunError
 
 
@@ -78,6 +78,17 @@ class Task:
         self.config, self.seed = config, seed
 
     # -- what is read ----------------------------------------------------------------------------
+    def source(self, data):
+        """Where a run's batches come from (`cfg.data`): the shards of `data.files`, streamed,
+        or the arrays of `data.path` (or the task's own data) in memory."""
+        if data.files:
+            from ..shards import ShardSource
+
+            return ShardSource(data.files, self, data.shuffle_buffer)
+        return ArraySource(
+            self.arrays(data.path), f"data.path={data.path}" if data.path else f"task={self.name}"
+        )
+
     def arrays(self, path: str = "") -> Arrays:
         """The checked train and held-out arrays: from the `.npz` at `path` (`data.path`), else the
         task's own data."""

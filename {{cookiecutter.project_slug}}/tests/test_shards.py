@@ -1,0 +1,284 @@
+"""Sharded files: written whole, read streaming, split across workers, resumable at any step.
+
+The arrays here carry their row number in every input, so a test reads back which examples a
+pipeline handed out: `x[:, 0] == id`.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from {{ cookiecutter.package_name }}.config import ConfigError, load_config
+from {{ cookiecutter.package_name }}.data import Arrays
+from {{ cookiecutter.package_name }}.errors import RunError
+from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
+from {{ cookiecutter.package_name }}.prepare import prepare
+from {{ cookiecutter.package_name }}.shards import ShardSource, write_shards
+from {{ cookiecutter.package_name }}.tasks.base import make_task
+
+
+def numbered(train: int, test: int) -> Arrays:
+    """Regression-shaped arrays whose inputs and targets are the row numbers."""
+
+    def split(n):
+        rows = np.arange(n, dtype=np.float32)
+        return np.stack([rows, -rows], axis=1), rows[:, None] + 0.5
+
+    return Arrays(*split(train), *split(test))
+
+
+def regression():
+    return make_task(load_config(["task=regression", "task.input_dim=2"]))
+
+
+def shards(tmp_path, train=1000, test=70, num_shards=4, name="shards"):
+    directory = tmp_path / name
+    write_shards(numbered(train, test), str(directory), num_shards, "test", seed=0)
+    return ShardSource(str(directory), regression(), shuffle_buffer=300)
+
+
+def ids_of(source, count, pipelines=1, pipeline=0, start=0, seed=1):
+    """The ids of the first `count` training examples pipeline `pipeline` hands out."""
+    windows = source.examples(seed, pipelines, pipeline, start)
+    ids = []
+    for x, y in windows:
+        example_ids = x.numpy()[:, 0]
+        np.testing.assert_array_equal(x.numpy()[:, 1], -example_ids)  # rows intact
+        np.testing.assert_array_equal(y.numpy()[:, 0], example_ids + 0.5)  # pairs intact
+        ids += example_ids.astype(int).tolist()
+        if len(ids) >= count:
+            return ids[:count]
+    raise AssertionError("the stream ended")
+
+
+def test_prepare_writes_balanced_shards_and_a_description_of_them(tmp_path):
+    source = shards(tmp_path, train=1000, test=70, num_shards=4)
+    meta = json.loads((tmp_path / "shards" / "dataset.json").read_text())
+    assert meta["splits"]["train"]["files"] == {
+        f"train-0000{i}-of-00004.tfrecord": 250 for i in range(4)
+    }
+    assert list(meta["splits"]["eval"]["files"].values()) == [18, 18, 17, 17]
+    assert meta["splits"]["train"]["features"]["x"] == {"dtype": "<f4", "shape": [2]}
+    assert (source.num_train_examples, source.num_eval_examples) == (1000, 70)
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".prepare")]
+
+
+def test_every_record_is_a_tf_train_example_any_reader_can_parse(tmp_path):
+    shards(tmp_path, train=10, test=4, num_shards=1)
+    record = next(
+        iter(tf.data.TFRecordDataset(str(tmp_path / "shards" / "eval-00000-of-00001.tfrecord")))
+    )
+    example = tf.train.Example.FromString(record.numpy())
+    assert example.features.feature["id"].int64_list.value == [0, 1, 2, 3]
+    x = np.frombuffer(example.features.feature["x"].bytes_list.value[0], "<f4").reshape(4, 2)
+    np.testing.assert_array_equal(x[:, 1], [0, -1, -2, -3])
+
+
+def test_one_pipeline_sees_every_example_once_per_epoch_in_a_new_order(tmp_path):
+    source = shards(tmp_path, train=1000)
+    ids = ids_of(source, 3000)
+    epochs = [ids[i * 1000 : (i + 1) * 1000] for i in range(3)]
+    for epoch in epochs:
+        assert sorted(epoch) == list(range(1000))
+    assert epochs[0] != epochs[1] != epochs[2]
+    assert epochs[0] != sorted(epochs[0])  # shuffled
+    assert ids_of(source, 1000, seed=2) != epochs[0]  # the seed decides the order
+
+
+@pytest.mark.parametrize(
+    ("num_shards", "sharding"), [(4, "files"), (3, "examples")], ids=["by_files", "by_examples"]
+)
+def test_two_pipelines_split_each_epoch_without_overlap_or_gap(tmp_path, num_shards, sharding):
+    source = shards(tmp_path, train=1001, num_shards=num_shards)
+    plans = [source.plan(2, worker) for worker in (0, 1)]
+    assert {plan[1] for plan in plans} == {sharding}
+    if sharding == "files":  # each reads only its own files
+        assert not set(plans[0][0]) & set(plans[1][0])
+    sizes = [plan[2] for plan in plans]
+    assert sum(sizes) == 1001
+    for epoch in range(2):
+        seen = [ids_of(source, sizes[w] * (epoch + 1), 2, w)[sizes[w] * epoch :] for w in (0, 1)]
+        assert not set(seen[0]) & set(seen[1])
+        assert sorted(seen[0] + seen[1]) == list(range(1001))
+
+
+@pytest.mark.parametrize(("pipelines", "num_shards"), [(1, 2), (2, 2), (2, 3)])
+def test_the_stream_from_any_position_is_the_tail_of_the_stream_from_zero(
+    tmp_path, pipelines, num_shards
+):
+    # 9000 examples in 2 files of records of 4096 and 404 examples, or 3 files of one record.
+    source = shards(tmp_path, train=9000, num_shards=num_shards)
+    first = source.record_sizes(sorted(source.files["train"])[0])
+    assert first == ([4096, 404] if num_shards == 2 else [3000])
+    pipeline = pipelines - 1
+    epoch = source.plan(pipelines, pipeline)[2]
+    whole = ids_of(source, 2 * epoch + 50, pipelines, pipeline)
+    for start in (1, 2047, 2048, 2049, epoch - 1, epoch, epoch + 7):
+        resumed = ids_of(source, 50, pipelines, pipeline, start=start)
+        assert resumed == whole[start : start + 50], start
+
+
+def test_batches_of_a_step_do_not_depend_on_where_the_run_started(tmp_path):
+    source = shards(tmp_path, train=1000)
+    strategy = tf.distribute.get_strategy()
+    from_zero = iter(source.train_batches(strategy, 64, seed=3, start_step=0))
+    from_zero = [next(from_zero) for _ in range(20)]
+    from_15 = iter(source.train_batches(strategy, 64, seed=3, start_step=15))
+    from_15 = [next(from_15) for _ in range(5)]
+    for (x, y), (x_resumed, y_resumed) in zip(from_zero[15:], from_15):
+        np.testing.assert_array_equal(x, x_resumed)
+        np.testing.assert_array_equal(y, y_resumed)
+
+
+def test_two_replicas_of_one_worker_share_its_global_batches(tmp_path):
+    source = shards(tmp_path, train=1000)
+    one = iter(source.train_batches(tf.distribute.get_strategy(), 64, 3, 0))
+    one = [next(one) for _ in range(3)]
+    mirrored = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
+    iterator = iter(source.train_batches(mirrored, 64, 3, 0))
+    two = [next(iterator) for _ in range(3)]
+    for (x, _), (x_two, _) in zip(one, two):
+        per_replica = mirrored.experimental_local_results(x_two)
+        assert [len(part) for part in per_replica] == [32, 32]
+        np.testing.assert_array_equal(x, np.concatenate(per_replica))
+
+
+def test_held_out_shards_are_read_once_in_order_with_a_short_last_batch(tmp_path):
+    source = shards(tmp_path, train=100, test=70)
+    batches = list(source.eval_dataset(32))
+    assert [len(x) for x, _ in batches] == [32, 32, 6]
+    x = np.concatenate([x for x, _ in batches])
+    np.testing.assert_array_equal(x[:, 0], np.arange(70))
+    assert int(source.eval_dataset(32).cardinality()) == 3
+
+
+def test_the_task_casts_and_checks_what_the_shards_hold(tmp_path):
+    arrays = numbered(100, 10)
+    arrays = Arrays(arrays.x_train.astype(np.float64), arrays.y_train[:, 0], *arrays[2:])
+    write_shards(arrays, str(tmp_path / "s"), 2, "test", seed=0)
+    source = ShardSource(str(tmp_path / "s"), regression(), 100)
+    x, y = next(iter(source.train_batches(tf.distribute.get_strategy(), 8, 0, 0)))
+    assert (x.dtype, x.shape, y.dtype, y.shape) == (tf.float32, (8, 2), tf.float32, (8, 1))
+    with pytest.raises(RunError, match=r"data.files=.*x_train has shape \(64, 2\); expected"):
+        ShardSource(str(tmp_path / "s"), make_task(load_config(["task=image_classification"])), 9)
+
+
+def test_prepare_into_a_directory_with_files_changes_nothing(tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match="already holds files; prepare into a new or empty"):
+        write_shards(numbered(10, 4), str(tmp_path / "taken"), 2, "test", seed=0)
+    assert os.listdir(tmp_path / "taken") == ["notes.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["taken"]  # no staging directory left
+
+
+def test_prepare_needs_a_directory_not_a_glob(tmp_path):
+    cfg = load_config([f"data.files={tmp_path}/*.tfrecord"])
+    with pytest.raises(ConfigError, match=r"prepare needs the directory to write into"):
+        prepare(cfg)
+
+
+def test_prepare_refuses_arrays_that_are_not_numbers(tmp_path):
+    arrays = numbered(10, 4)
+    arrays = Arrays(arrays.x_train.astype(str), *arrays[1:])
+    with pytest.raises(RunError, match=r"x_train has dtype <U32; TFRecord shards hold numbers"):
+        write_shards(arrays, str(tmp_path / "s"), 2, "test", seed=0)
+    assert not os.listdir(tmp_path)
+
+
+def test_a_glob_may_pick_shards_and_reads_only_those(tmp_path):
+    shards(tmp_path, train=1000, num_shards=4)
+    source = ShardSource(str(tmp_path / "shards" / "*-0000[01]-*.tfrecord"), regression(), 10)
+    assert source.num_train_examples == 500
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("nothing", r"data.files=.*: no shards match; write them with `python -m"),
+        ("no_meta", r"no dataset.json beside the shards"),
+        ("stranger", r"other.tfrecord is not listed in .*dataset.json"),
+        ("no_eval", r"matches no eval shards \(eval-\*.tfrecord\)"),
+        ("bad_meta", r"dataset.json: not a dataset.json written by prepare"),
+    ],
+)
+def test_shards_that_cannot_be_read_are_one_clear_error(tmp_path, setup, message):
+    shards(tmp_path, train=100, test=10, num_shards=2)
+    pattern = str(tmp_path / "shards")
+    if setup == "nothing":
+        pattern = str(tmp_path / "elsewhere" / "*.tfrecord")
+    elif setup == "no_meta":
+        (tmp_path / "shards" / "dataset.json").unlink()
+    elif setup == "stranger":
+        (tmp_path / "shards" / "other.tfrecord").write_bytes(b"")
+    elif setup == "no_eval":
+        pattern = str(tmp_path / "shards" / "train-*")
+    else:
+        (tmp_path / "shards" / "dataset.json").write_text("{}")
+    with pytest.raises(RunError, match=message):
+        ShardSource(pattern, regression(), 10)
+
+
+def test_data_path_and_data_files_together_are_refused():
+    with pytest.raises(ConfigError, match=r"data.path=a.npz with data.files=s: give one source"):
+        load_config(["data.path=a.npz", "data.files=s"])
+
+
+# -- training on shards ----------------------------------------------------------------------------
+@pytest.fixture
+def prepared(tmp_path, make_config, task):
+    """The shrunk task's data written as shards by `prepare`; its `data.files=` override."""
+    directory = tmp_path / "shards"
+    prepare(make_config(f"data.files={directory}", task=task))
+    return f"data.files={directory}"
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [(), ("distribute=mirrored", "distribute.cpu_devices=2")],
+    ids=["one_device", "two_replicas"],
+)
+def test_a_run_on_shards_resumed_midway_ends_bitwise_equal(
+    tmp_path, make_config, task, prepared, strategy
+):
+    settings = ("deterministic=true", "checkpoint.every_steps=15", *strategy, prepared)
+    straight = train_and_evaluate(make_config(*settings, run_dir=tmp_path / "a", task=task))
+    train_and_evaluate(make_config(*settings, "train.steps=15", run_dir=tmp_path / "b", task=task))
+    resumed = train_and_evaluate(make_config(*settings, run_dir=tmp_path / "b", task=task))
+    assert resumed["weights_sha256"] == straight["weights_sha256"]
+    in_memory = train_and_evaluate(make_config(*settings[:-1], run_dir=tmp_path / "c", task=task))
+    assert in_memory["weights_sha256"] != straight["weights_sha256"]  # the shards were read
+
+
+def test_evaluate_reads_the_run_s_held_out_shards(tmp_path, make_config, task, prepared):
+    from {{ cookiecutter.package_name }}.evaluate import evaluate
+
+    result = train_and_evaluate(make_config(prepared, task=task))
+    evaluated = evaluate(load_config([f"run_dir={tmp_path / 'run'}"]))
+    assert evaluated["eval_loss"] == pytest.approx(result["eval_loss"], rel=1e-5)
+    assert evaluated["num_examples"] == {"regression": 96, "image_classification": 360}[task]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("task_name", "metric", "better"),
+    [("regression", "eval_mae", min), ("image_classification", "eval_accuracy", max)],
+)
+def test_default_training_on_shards_reaches_the_in_memory_quality(
+    tmp_path, task_name, metric, better
+):
+    prepare(load_config([f"task={task_name}", f"data.files={tmp_path / 'shards'}"]))
+    results = {}
+    for source, extra in (("memory", []), ("files", [f"data.files={tmp_path / 'shards'}"])):
+        cfg = load_config([f"task={task_name}", f"run_dir={tmp_path / source}", *extra])
+        results[source] = train_and_evaluate(cfg)[metric]
+    # Same data, another order: within 15% of the in-memory result, or better.
+    if better is min:
+        assert results["files"] <= results["memory"] * 1.15, results
+    else:
+        assert results["files"] >= results["memory"] - 0.015, results
