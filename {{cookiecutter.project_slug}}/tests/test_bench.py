@@ -15,6 +15,8 @@ TINY = [
     "20",
     "--precision-steps",
     "20",
+    "--memory-examples",
+    "500",
     "train.batch_size=32",
     "train.steps_per_execution=5",
     "train.log_every_steps=5",
@@ -67,6 +69,17 @@ def test_every_section_reports(tmp_path, capsys):
     checkpoint = report["checkpoint"]
     assert set(checkpoint["cost_percent"]) == {"every_10", "every_2"}
     assert set(checkpoint["off"]) == RATE
+    files = report["files"]
+    assert {"memory", "files", "files_compiled_steps", "files_constant_batch"} <= set(files)
+    assert files["ratio_files_to_memory"] == pytest.approx(
+        files["files"]["median"] / files["memory"]["median"]
+    )
+    assert files["resume_seconds"]["epoch_end"] > 0
+    memory = report["memory"]
+    for source in ("memory", "files"):
+        assert memory[f"{source}_x10_mib"] > 100  # a TensorFlow process, measured per child
+        grown = memory[f"{source}_x10_mib"] - memory[f"{source}_x1_mib"]
+        assert memory[f"{source}_growth_mib"] == pytest.approx(grown)
     xla = report["xla"]
     assert {"loop", "loop_xla", "fit_spe32", "fit_spe32_xla"} <= set(xla)
     assert xla["ratio_loop"] > 0 and xla["ratio_fit"] > 0

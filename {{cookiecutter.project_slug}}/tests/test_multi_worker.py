@@ -74,9 +74,9 @@ def test_two_workers_on_shards_finish_with_the_same_weights(tmp_path):
     assert finals[0]["eval_loss"] < 1.0
 
 
-# Each worker reads one epoch of its share of the shards through the strategy's own input
+# Each worker reads two epochs of its share of the shards through the strategy's own input
 # pipelines and prints the ids of the examples its replica received.
-READ_ONE_EPOCH = """
+READ_TWO_EPOCHS = """
 import json, sys
 import tensorflow as tf
 from {{ cookiecutter.package_name }}.config import load_config
@@ -84,10 +84,9 @@ from {{ cookiecutter.package_name }}.tasks.base import make_task
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 cfg = load_config(["task.input_dim=1", f"data.files={sys.argv[1]}"])
 source = make_task(cfg).source(cfg.data)
-steps = source.num_train_examples // 64
-iterator = iter(source.train_batches(strategy, 64, seed=5, start_step=int(sys.argv[2])))
+iterator = iter(source.train_batches(strategy, 64, seed=5, start_step=0))
 ids = []
-for _ in range(steps):
+for _ in range(2 * source.num_train_examples // 64 + 2):
     x, _ = next(iterator)
     ids += strategy.experimental_local_results(x)[0].numpy()[:, 0].astype(int).tolist()
 print(json.dumps(ids))
@@ -98,30 +97,40 @@ print(json.dumps(ids))
 def test_two_workers_see_every_example_once_per_epoch(tmp_path, num_shards, sharding):
     import numpy as np
 
+    from {{ cookiecutter.package_name }}.config import load_config
+    from {{ cookiecutter.package_name }}.tasks.base import make_task
+
     rows = np.arange(1024, dtype=np.float32)[:, None]  # the input is the example's id
     np.savez(tmp_path / "ids.npz", x_train=rows, y_train=rows, x_test=rows[:8], y_test=rows[:8])
     shards = tmp_path / "shards"
-    prepare_shards(
-        shards, f"data.path={tmp_path / 'ids.npz'}", "task.input_dim=1", f"data.shards={num_shards}"
-    )
+    npz = f"data.path={tmp_path / 'ids.npz'}"
+    prepare_shards(shards, npz, "task.input_dim=1", f"data.shards={num_shards}")
+    cfg = load_config(["task.input_dim=1", f"data.files={shards}"])
+    plans = [make_task(cfg).source(cfg.data).plan(2, worker) for worker in (0, 1)]
+    assert [plan[1] for plan in plans] == [sharding, sharding]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    for start_step in (0, 16):  # the first epoch, then the second (as a resumed run reads it)
-        ports = free_ports(2)
-        processes = [
-            subprocess.Popen(
-                [sys.executable, "-c", READ_ONE_EPOCH, str(shards), str(start_step)],
-                env={**env, "TF_CONFIG": tf_config(ports, index)},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for index in range(2)
-        ]
-        seen = []
-        for process in processes:
-            out, err = process.communicate(timeout=300)
-            assert process.returncode == 0, err
-            seen.append(json.loads(out.strip().splitlines()[-1]))
-        assert [len(ids) for ids in seen] == [512, 512]
-        assert not set(seen[0]) & set(seen[1]), sharding
-        assert sorted(seen[0] + seen[1]) == list(range(1024))
+    ports = free_ports(2)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", READ_TWO_EPOCHS, str(shards)],
+            env={**env, "TF_CONFIG": tf_config(ports, index)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(2)
+    ]
+    seen = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        seen.append(json.loads(out.strip().splitlines()[-1]))
+    # Each worker's epoch is its share (513 and 511 examples when every 2nd example of 3 records
+    # of 342, 341 and 341 is kept): within it, every example once, and none of the other's.
+    sizes = [plan[2] for plan in plans]
+    assert sum(sizes) == 1024
+    for epoch in (0, 1):
+        parts = [seen[w][epoch * sizes[w] : (epoch + 1) * sizes[w]] for w in (0, 1)]
+        assert [len(set(part)) for part in parts] == sizes
+        assert not set(parts[0]) & set(parts[1])
+        assert sorted(parts[0] + parts[1]) == list(range(1024))

@@ -224,9 +224,10 @@ def test_shards_that_cannot_be_read_are_one_clear_error(tmp_path, setup, message
         ShardSource(pattern, regression(), 10)
 
 
-def test_data_path_and_data_files_together_are_refused():
-    with pytest.raises(ConfigError, match=r"data.path=a.npz with data.files=s: give one source"):
-        load_config(["data.path=a.npz", "data.files=s"])
+def test_training_refuses_data_path_and_data_files_together():
+    cfg = load_config(["data.path=a.npz", "data.files=s"])  # prepare reads one, writes the other
+    with pytest.raises(RunError, match=r"data.path=a.npz with data.files=s: give one source"):
+        make_task(cfg).source(cfg.data)
 
 
 # -- training on shards ----------------------------------------------------------------------------

@@ -242,11 +242,6 @@ def validate(cfg: Config) -> Config:
             f"train.jit_compile=true with distribute.cpu_devices={cfg.distribute.cpu_devices}: "
             "XLA cannot run replicas on logical CPU devices; use one device or GPUs"
         )
-    if cfg.data.path and cfg.data.files:
-        raise ConfigError(
-            f"data.path={cfg.data.path} with data.files={cfg.data.files}: give one source, an "
-            "in-memory .npz or sharded files (prepare writes shards from an .npz)"
-        )
     if cfg.train.batch_size % cfg.train.accumulate_steps:
         raise ConfigError(
             f"train.accumulate_steps={cfg.train.accumulate_steps}: must divide "

@@ -81,6 +81,11 @@ class Task:
     def source(self, data):
         """Where a run's batches come from (`cfg.data`): the shards of `data.files`, streamed,
         or the arrays of `data.path` (or the task's own data) in memory."""
+        if data.files and data.path:
+            raise RunError(
+                f"data.path={data.path} with data.files={data.files}: give one source, an "
+                "in-memory .npz or sharded files (prepare writes shards from an .npz)"
+            )
         if data.files:
             from ..shards import ShardSource
 
