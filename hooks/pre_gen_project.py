@@ -22,6 +22,8 @@ ANSWERS = json.loads(r"""{
   "default_task": {{ cookiecutter.default_task | tojson }},
   "distribution_strategy": {{ cookiecutter.distribution_strategy | tojson }},
   "mixed_precision": {{ cookiecutter.mixed_precision | tojson }},
+  "python_versions": {{ cookiecutter._python_versions | tojson }},
+  "tensorflow_version": {{ cookiecutter._tensorflow_version | tojson }},
   "unsupported_combinations": {{ cookiecutter._unsupported_combinations | tojson }}
 }""")
 
@@ -30,7 +32,6 @@ SLUG = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 VERSION = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?$")
 # ASCII only: pip refuses project metadata whose author email is not (PEP 621 via setuptools).
 EMAIL = re.compile(r"^[!-?A-~]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
-PYTHON = re.compile(r"^3\.(1[0-9]|[2-9][0-9])$")
 STRATEGIES = ("none", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 TASKS = ("regression", "image_classification")
@@ -79,6 +80,13 @@ def check_one_line(value):
     return None
 
 
+def python_version(versions, tensorflow):
+    """Only a Python that TensorFlow ships wheels for: pip finds no TensorFlow for any other."""
+    oldest, newest = versions[0], versions[-1]
+    message = f"TensorFlow {tensorflow} ships wheels for Python {oldest} to {newest} only"
+    return lambda value: None if value in versions else message
+
+
 def pattern(regex, allowed):
     return lambda value: None if regex.match(value) else f"must be {allowed}"
 
@@ -95,7 +103,7 @@ CHECKS = {
     "author_email": pattern(EMAIL, "an ASCII email address like name@example.org"),
     "description": check_one_line,
     "version": pattern(VERSION, "a PEP 440 version like 0.1.0"),
-    "python_requires": pattern(PYTHON, "a Python version of 3.10 or newer, like 3.11"),
+    "python_requires": python_version(ANSWERS["python_versions"], ANSWERS["tensorflow_version"]),
     "default_task": choice(TASKS),
     "distribution_strategy": choice(STRATEGIES),
     "mixed_precision": choice(PRECISIONS),

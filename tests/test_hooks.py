@@ -24,7 +24,12 @@ BAD_ANSWERS = {
     "space-slug": ({"project_slug": "my net"}, "project_slug='my net': must be a distribution"),
     "email": ({"author_email": "ada-at-example"}, "author_email='ada-at-example'"),
     "version": ({"version": "one"}, "version='one': must be a PEP 440 version"),
-    "old-python": ({"python_requires": "3.8"}, "python_requires='3.8'"),
+    "old-python": (
+        {"python_requires": "3.9"},
+        "python_requires='3.9': TensorFlow 2.21 ships wheels for Python 3.10 to 3.13 only",
+    ),
+    "new-python": ({"python_requires": "3.14"}, "python_requires='3.14': TensorFlow 2.21 ships"),
+    "python-patch": ({"python_requires": "3.11.4"}, "python_requires='3.11.4': TensorFlow"),
     "newline-description": ({"description": "two\nlines"}, "description="),
     "stdlib-package": ({"package_name": "json"}, "package_name='json': is the name of a standard"),
     "test-package": ({"package_name": "test"}, "package_name='test': is the name of a standard"),
