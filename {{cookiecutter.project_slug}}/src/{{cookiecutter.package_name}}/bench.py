@@ -465,38 +465,43 @@ def _resume_seconds(cfg) -> dict:
 MEMORY_PRESET = ("task=regression", "task.input_dim=256", "task.test_size=2048")
 
 
+# Runs a command and prints its peak RSS in KiB. A process forked from this one would count this
+# process's pages as its own until it execs; forked from this small one, the child's are its own.
+PEAK_RSS = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+err = child.stderr.read()
+_, status, usage = os.wait4(child.pid, 0)
+code = os.waitstatus_to_exitcode(status)
+sys.stderr.write(err.decode(errors="replace")[-400:] if code else "")
+print(usage.ru_maxrss)
+sys.exit(code)
+"""
+
+
 def section_memory(bench: Bench, examples: int) -> dict:
     """Peak RSS (MiB) of training processes at `examples` and 10x training examples."""
     import subprocess
 
     result = {"preset": [*MEMORY_PRESET, f"task.train_size={examples} and x10"]}
+    module = [sys.executable, "-m"]
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as parent:
         for scale in (1, 10):
-            size = [*MEMORY_PRESET, f"task.train_size={examples * scale}"]
+            size = [*bench.overrides, *MEMORY_PRESET, f"task.train_size={examples * scale}"]
             shards = os.path.join(parent, f"x{scale}")
-            _prepare(bench.config(*size), shards)
+            prepare = [*module, f"{__package__}.prepare", *size, f"data.files={shards}"]
+            subprocess.run(prepare, check=True, capture_output=True)
             for source in ("memory", "files"):
                 run_dir = os.path.join(parent, f"run-{source}-{scale}")
-                command = [
-                    sys.executable,
-                    "-m",
-                    f"{__package__}.train",
-                    *bench.overrides,
-                    *size,
-                    "train.steps=200",
-                    f"run_dir={run_dir}",
-                    *([f"data.files={shards}"] if source == "files" else []),
-                ]
-                with tempfile.TemporaryFile() as err:
-                    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
-                    # wait4 gives this child's own peak RSS (getrusage's is the largest of all).
-                    _, status, usage = os.wait4(process.pid, 0)
-                    process.returncode = os.waitstatus_to_exitcode(status)
-                    if process.returncode:
-                        err.seek(0)
-                        tail = err.read().decode(errors="replace").strip().splitlines()[-1:]
-                        raise RuntimeError(f"{' '.join(command)}: exit {process.returncode} {tail}")
-                result[f"{source}_x{scale}_mib"] = usage.ru_maxrss / 1024
+                command = [*module, f"{__package__}.train", *size, "train.steps=200"]
+                command += [f"run_dir={run_dir}"]
+                command += [f"data.files={shards}"] if source == "files" else []
+                measured = subprocess.run(
+                    [sys.executable, "-c", PEAK_RSS, *command], capture_output=True, text=True
+                )
+                if measured.returncode:
+                    raise RuntimeError(f"{' '.join(command)}: {measured.stderr.strip()}")
+                result[f"{source}_x{scale}_mib"] = int(measured.stdout.split()[-1]) / 1024
         for source in ("memory", "files"):
             grown = result[f"{source}_x10_mib"] - result[f"{source}_x1_mib"]
             result[f"{source}_growth_mib"] = grown
@@ -566,7 +571,7 @@ def _footer(name: str, section: dict) -> list[str]:
     if name == "memory":
         return [
             f"{source}: {section[f'{source}_x1_mib']:.0f} MiB, x10 data "
-            f"{section[f'{source}_x10_mib']:.0f} MiB (+{section[f'{source}_growth_mib']:.0f})"
+            f"{section[f'{source}_x10_mib']:.0f} MiB ({section[f'{source}_growth_mib']:+.0f})"
             for source in ("memory", "files")
         ]
     return [
@@ -592,11 +597,9 @@ def table(report: dict) -> str:
             blocks.append((name, name, report[name]))
     for name, heading, section in blocks:
         title = TITLES[name].format(preset=" ".join(section.get("preset", [])))
-        lines += [
-            "",
-            f"[{heading}] {title}",
-            f"  {'steps/s':30s} {'median':>8s} {'min':>8s} {'max':>8s}",
-        ]
+        lines += ["", f"[{heading}] {title}"]
+        if any(isinstance(rate, dict) and "median" in rate for rate in section.values()):
+            lines.append(f"  {'steps/s':30s} {'median':>8s} {'min':>8s} {'max':>8s}")
         lines += [
             f"  {key:30s} {rate['median']:8.1f} {rate['min']:8.1f} {rate['max']:8.1f}"
             for key, rate in section.items()
