@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from {{ cookiecutter.package_name }}.config import load_config
+from {{ cookiecutter.package_name }}.launch import launch
 from {{ cookiecutter.package_name }}.loop.cluster import slurm_tf_config
 
 from .conftest import TASK_SMALL
@@ -113,7 +114,7 @@ def test_the_tfjob_manifest_has_what_the_training_operator_needs():
 
 
 @pytest.mark.slow
-def test_the_slurm_script_trains_on_a_two_task_allocation_and_resumes_after_preemption(tmp_path):
+def test_the_slurm_script_trains_on_shards_and_resumes_bitwise_after_preemption(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     srun = bin_dir / "srun"
@@ -133,8 +134,17 @@ def test_the_slurm_script_trains_on_a_two_task_allocation_and_resumes_after_pree
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     env.pop("TF_CONFIG", None)
+    shards = tmp_path / "shards"
+    subprocess.run(
+        [sys.executable, "-m", f"{PACKAGE}.prepare", f"data.files={shards}", "data.shards=2"],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     overrides = [
         *TASK_SMALL["regression"],
+        f"data.files={shards}",  # one shard per worker
+        "deterministic=true",
         "train.steps=4000",
         "train.batch_size=32",
         "train.log_every_steps=20",
@@ -174,6 +184,12 @@ def test_the_slurm_script_trains_on_a_two_task_allocation_and_resumes_after_pree
     assert len(finals) == 2 and finals[0]["weights_sha256"] == finals[1]["weights_sha256"]
     run = json.loads((run_dir / "run.json").read_text())
     assert (run["strategy"], run["num_workers"]) == ("multi_worker_mirrored", 2)
+
+    # The same two workers, never preempted: the same weights, bit for bit.
+    straight = launch(2, [*overrides, f"train.steps={step + 40}", f"run_dir={tmp_path / 'b'}"])
+    outputs = [process.communicate(timeout=600)[0] for process in straight]
+    assert [process.returncode for process in straight] == [0, 0]
+    assert json.loads(outputs[0].splitlines()[-1])["weights_sha256"] == finals[0]["weights_sha256"]
 
 
 def _is_srun(pid: str, path: str) -> bool:
