@@ -106,13 +106,13 @@ def write_shards(arrays: Arrays, directory: str, num_shards: int, source: str, s
                         "numbers (bool, int, uint or float arrays)"
                     )
                 features[name[0]] = {"dtype": values.dtype.str, "shape": values.shape[1:]}
-            rows = np.arange(len(x))
             if split == "train":
                 rows = np.random.default_rng(seed).permutation(len(x))
+                wanted = num_shards or max(1, math.ceil((x.nbytes + y.nbytes) / SHARD_BYTES))
+            else:
+                rows = np.arange(len(x))
             per_record = examples_per_record(x, y)
             files, start = {}, 0
-            if split == "train":
-                wanted = num_shards or max(1, math.ceil((x.nbytes + y.nbytes) / SHARD_BYTES))
             count = min(wanted, len(x))
             for index, size in enumerate(shard_sizes(len(x), count)):
                 name = f"{split}-{index:05d}-of-{count:05d}.tfrecord"
