@@ -1,0 +1,129 @@
+"""Every version a bake declares is one it was tested on: the CI it writes and runs here.
+
+The fast tests check the generated CI for every `python_requires`. The slow ones install the
+default bake into fresh virtualenvs (uv, downloading from PyPI; its cache is shared, so a
+second run reuses the wheels) and run the bake's fast suite on the oldest Python it declares,
+on the newest that TensorFlow ships wheels for, and with the oldest version of every direct
+dependency (`--resolution lowest-direct`, what the bake's `lowest` CI job runs).
+"""
+
+import json
+import os
+import re
+import shutil
+import sys
+import tomllib
+from pathlib import Path
+from unittest.mock import ANY
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from .conftest import CONTEXT, run
+
+PYTHONS = CONTEXT["_python_versions"]
+
+
+def supported_from(oldest):
+    return PYTHONS[PYTHONS.index(oldest) :]
+
+
+@pytest.mark.parametrize("oldest", PYTHONS)
+def test_ci_tests_every_declared_python_and_the_lowest_versions_on_the_oldest(bake, oldest):
+    project = bake(python_requires=oldest)
+    ci = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
+    assert ci["permissions"] == {"contents": "read"}
+    assert set(ci["jobs"]) == {"lint", "test", "lowest"}
+    assert ci["jobs"]["test"]["strategy"]["matrix"]["python-version"] == supported_from(oldest)
+    lowest = ci["jobs"]["lowest"]["steps"]
+    setup = [step["with"] for step in lowest if step.get("uses", "").startswith("actions/setup-p")]
+    assert setup == [{"python-version": oldest, "cache": "pip", "cache-dependency-path": ANY}]
+    commands = [step["run"] for step in lowest if "run" in step]
+    assert "uv pip install --system --resolution lowest-direct -e '.[dev]'" in commands
+    assert 'python -m pytest -m "not slow"' in commands
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert pyproject["project"]["requires-python"] == f">={oldest}"
+    readme = (project / "README.md").read_text()
+    assert f"| Python | {oldest} | {PYTHONS[-1]} |" in readme
+    # A one-Python matrix; the default bake's suite checks the rest. No conftest: it imports the
+    # package, and this shared environment may hold another bake's.
+    if oldest == PYTHONS[-1]:
+        test = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest"]
+        run([*test, "tests/test_supported_versions.py"], cwd=project)
+
+
+def interpreter(version):
+    """The newest pyenv CPython `version`.N here (or pythonX.Y on PATH); None if none."""
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    found = [
+        path
+        for path in (root / "versions").glob(f"{version}.*/bin/python")
+        if re.fullmatch(rf"{re.escape(version)}\.\d+", path.parents[1].name)
+    ]
+    if found:
+        return str(max(found, key=lambda path: int(path.parents[1].name.split(".")[2])))
+    return shutil.which(f"python{version}")
+
+
+def installed_versions(python):
+    code = (
+        "import importlib.metadata as m, json\n"
+        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
+    )
+    found = json.loads(run([python, "-c", code], cwd=Path(python).parent).stdout)
+    return {canonicalize_name(name): Version(version) for name, version in found.items()}
+
+
+def declared_lower_bounds(project, python_version):
+    """{name: lower bound} of every direct dependency this Python on Linux installs."""
+    metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    environment = {"python_version": python_version, "sys_platform": "linux"}
+    bounds = {}
+    for line in metadata["dependencies"] + metadata["optional-dependencies"]["dev"]:
+        requirement = Requirement(line)
+        if requirement.marker and not requirement.marker.evaluate(environment):
+            continue
+        (specifier,) = [spec for spec in requirement.specifier if spec.operator == ">="]
+        bounds[canonicalize_name(requirement.name)] = Version(specifier.version)
+    return bounds
+
+
+@pytest.fixture(scope="module")
+def default_project(cookies_session):
+    result = cookies_session.bake()
+    assert result.exit_code == 0, result.exception
+    return result.project_path
+
+
+INSTALLS = {
+    "oldest-python": (PYTHONS[0], "highest"),
+    "newest-python": (PYTHONS[-1], "highest"),
+    "lowest-versions": (PYTHONS[0], "lowest-direct"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version,resolution", INSTALLS.values(), ids=INSTALLS.keys())
+def test_the_bakes_fast_suite_passes_in_a_fresh_virtualenv(
+    default_project, tmp_path, version, resolution
+):
+    python = interpreter(version)
+    if python is None:
+        pytest.skip(f"no Python {version} here (neither pyenv's versions nor python{version})")
+    venv = tmp_path / "venv"
+    uv = [sys.executable, "-m", "uv"]
+    run([*uv, "venv", "--quiet", "--python", python, str(venv)], cwd=tmp_path)
+    venv_python = str(venv / "bin" / "python")
+    install = ["pip", "install", "--quiet", "--python", venv_python, "--resolution", resolution]
+    run([*uv, *install, "-e", f"{default_project}[dev]"], cwd=tmp_path, timeout=1800)
+    if resolution == "lowest-direct":  # every lower bound is the version under test
+        installed = installed_versions(venv_python)
+        for name, bound in declared_lower_bounds(default_project, version).items():
+            assert installed[name] == bound, f"{name}: declared >={bound}, got {installed[name]}"
+        for lint in (["check", "."], ["format", "--check", "."]):
+            run([str(venv / "bin" / "ruff"), *lint], cwd=default_project)
+    suite = [venv_python, "-m", "pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider"]
+    run(suite, cwd=default_project, timeout=2400)
