@@ -133,6 +133,16 @@ def test_batches_of_a_step_do_not_depend_on_where_the_run_started(tmp_path):
         np.testing.assert_array_equal(y, y_resumed)
 
 
+@pytest.mark.parametrize("start_step", [0, 7])
+def test_training_batches_have_a_static_shape_from_any_start(tmp_path, start_step):
+    # An unknown batch or example dimension retraces nothing but slowed the traced step by
+    # 15-25% (and changed the convolution kernels the step runs).
+    source = shards(tmp_path, train=1000)
+    batches = source.train_batches(tf.distribute.get_strategy(), 64, 3, start_step)
+    x_spec, y_spec = batches.element_spec
+    assert (x_spec.shape, y_spec.shape) == ((64, 2), (64, 1))
+
+
 def test_two_replicas_of_one_worker_share_its_global_batches(tmp_path):
     source = shards(tmp_path, train=1000)
     one = iter(source.train_batches(tf.distribute.get_strategy(), 64, 3, 0))

@@ -295,14 +295,26 @@ class ShardSource:
             return tf.gather(x, order), tf.gather(y, order)
 
         def skip(left, chunk):  # drops the first `left` examples of the stream
-            drop = tf.minimum(left, tf.shape(chunk[0], out_type=tf.int64)[0])
-            return left - drop, tuple(part[drop:] for part in chunk)
+            size = tf.shape(chunk[0], out_type=tf.int64)[0]
+            drop = tf.minimum(left, size)
+            # A chunk dropped whole becomes a new empty one, not an empty view of its buffer
+            # (TensorFlow logs an error line about those).
+            kept = tuple(
+                tf.cond(
+                    drop < size,
+                    lambda part=part: part[drop:],
+                    lambda part=part: tf.zeros((0, *part.shape[1:]), part.dtype),
+                )
+                for part in chunk
+            )
+            return left - drop, kept
 
         first_epoch, position = divmod(start, epoch_size)
         stream = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch)
         stream = stream.map(permute)
         if position:
             stream = stream.scan(tf.constant(position, tf.int64), skip)
+            stream = stream.filter(lambda x, y: tf.shape(x)[0] > 0)
         return stream
 
     def train_batches(self, strategy, global_batch_size: int, seed: int, start_step: int):
