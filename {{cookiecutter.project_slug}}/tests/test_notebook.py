@@ -28,4 +28,7 @@ def test_tour_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
         output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
     ]
     assert not [output for output in outputs if output.output_type == "error"]
-    assert any("traces: 1 then 3" in output.get("text", "") for output in outputs)
+    # One print can reach the notebook as several stream outputs (the kernel flushes stdout on
+    # a timer, which a busy machine hits between the pieces): read the text joined.
+    printed = "".join(output.get("text", "") for output in outputs)
+    assert "traces: 1 then 3" in printed, printed[-2000:]
