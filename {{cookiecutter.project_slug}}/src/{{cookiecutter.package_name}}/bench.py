@@ -22,8 +22,8 @@ the median, min and max steps/s:
 * `input`: the loop's compiled steps on the real pipeline against one constant batch repeated.
 * `files`: the training command reading the task's data from shards (`data.files`, written by
   `prepare` into a temporary directory) against the same data in memory; the compiled steps on
-  the shards against one constant batch; and the seconds a resumed run spends skipping to its
-  position, at the start and in the last window of an epoch.
+  the shards against one constant batch; and the seconds a resumed run waits for its first
+  batch, resumed at an epoch's start and at its last step.
 * `memory`: peak resident memory (RSS) of a training process on the `regression` task with
   `--memory-examples` and ten times as many training examples (256 features), in memory and
   from shards; each run in its own process, 200 steps.
