@@ -33,9 +33,8 @@ def prepare(cfg: Config) -> dict:
             "data.files=data/shards (a glob is for reading)"
         )
     task = make_task(cfg)
-    source = f"data.path={cfg.data.path}" if cfg.data.path else f"task={task.name}"
     arrays = task.arrays(cfg.data.path)
-    meta = write_shards(arrays, directory, cfg.data.shards, source, cfg.seed)
+    meta = write_shards(arrays, directory, cfg.data.shards, task.data_name(cfg.data.path), cfg.seed)
     size = sum(
         os.path.getsize(os.path.join(directory, name))
         for split in meta["splits"].values()

@@ -90,15 +90,13 @@ class Task:
             from ..shards import ShardSource
 
             return ShardSource(data.files, self, data.shuffle_buffer)
-        return ArraySource(
-            self.arrays(data.path), f"data.path={data.path}" if data.path else f"task={self.name}"
-        )
+        return ArraySource(self.arrays(data.path), self.data_name(data.path))
 
     def arrays(self, path: str = "") -> Arrays:
         """The checked train and held-out arrays: from the `.npz` at `path` (`data.path`), else the
         task's own data."""
         arrays = load_npz(path) if path else self.make_arrays()
-        source = f"data.path={path}" if path else f"task={self.name}"
+        source = self.data_name(path)
         for split in ("train", "test"):
             x, y = getattr(arrays, f"x_{split}"), getattr(arrays, f"y_{split}")
             if len(x) != len(y):
@@ -114,6 +112,10 @@ class Task:
                 f"examples {arrays.x_test.shape[1:]}; both splits must have the same shape"
             )
         return self.check_arrays(arrays, source)
+
+    def data_name(self, path: str = "") -> str:
+        """How errors name the arrays: `data.path=<path>`, or `task=<name>` for its own data."""
+        return f"data.path={path}" if path else f"task={self.name}"
 
     def make_arrays(self) -> Arrays:
         """The task's own data (made in code, or read from an installed package)."""
