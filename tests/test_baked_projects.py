@@ -6,7 +6,12 @@ TensorFlow install.
 """
 
 import json
+import re
+import shutil
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import tensorflow as tf
@@ -132,3 +137,74 @@ def test_every_supported_combination_bakes_installs_and_trains_every_task(cookie
         assert run_json["config"]["task"]["_target_"].endswith("Task")
         if strategy == "mirrored":
             assert run_json["num_replicas"] == 2
+
+
+OUTSIDE_TASK = Path(__file__).parent / "outside_task" / "gru_regressor.py"
+
+
+def test_a_plain_keras_task_file_dropped_into_tasks_gets_every_per_task_guarantee(
+    cookies, tmp_path
+):
+    result = cookies.bake()
+    assert result.exit_code == 0, result.exception
+    project = result.project_path
+    shutil.copy(OUTSIDE_TASK, project / "src" / PACKAGE / "tasks")  # the only change
+    pip_install(project)
+    # The bake's fast suite on the new task: every per-task guarantee (resume, 2 replicas,
+    # float16 / bfloat16, exact evaluation with an empty replica, export and serving, shards).
+    done = run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
+        + ["-k", "gru_regressor"],
+        cwd=project,
+        timeout=1200,
+    )
+    passed = int(re.search(r"(\d+) passed", done.stdout).group(1))
+    assert passed >= 30 and "failed" not in done.stdout, done.stdout[-2000:]
+
+    # Killed with SIGKILL midway, the same command resumes from the last checkpoint.
+    run_dir = tmp_path / "gru"
+    command = [sys.executable, "-m", f"{PACKAGE}.train", f"run_dir={run_dir}", "task=gru_regressor"]
+    command += ["train.steps=3000", "checkpoint.every_steps=100", "eval.every_steps=500"]
+    process = subprocess.Popen(command, cwd=project, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoints" / "ckpt-200.index").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert not (run_dir / "final_metrics.json").exists()  # it did not finish
+    resumed = run(command, cwd=project)  # the same command
+    assert "resumed from" in resumed.stderr
+    assert json.loads((run_dir / "final_metrics.json").read_text())["step"] == 3000
+
+    # Evaluates, exports, reloads as .keras after `import <package>`, serves without it.
+    run([sys.executable, "-m", f"{PACKAGE}.evaluate", f"run_dir={run_dir}"], cwd=project)
+    run([sys.executable, "-m", f"{PACKAGE}.export", f"run_dir={run_dir}"], cwd=project)
+    export = run_dir / "export"
+    reload = (
+        f"import {PACKAGE}, keras, numpy as np\n"
+        f"model = keras.models.load_model({str(export / 'model.keras')!r})\n"
+        "print(type(model).__name__, model(np.ones((2, 6, 1), 'float32')).shape)\n"
+    )
+    assert run([sys.executable, "-c", reload], cwd=tmp_path).stdout.split() == [
+        "GRURegressor",
+        "(2,",
+        "1)",
+    ]
+    serve = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        f"served = tf.saved_model.load({str(export / 'saved_model')!r})\n"
+        "x = np.ones((3, 6, 1), 'float32')\n"
+        "out = served.signatures['serving_default'](inputs=tf.constant(x))['predictions']\n"
+        f"assert not [m for m in sys.modules if m.startswith({PACKAGE!r})]\n"
+        "print(abs(float(out.numpy().mean()) - 1.8) < 0.5)\n"
+    )
+    assert run([sys.executable, "-c", serve], cwd=tmp_path).stdout.strip() == "True"
+
+    # Benches like every task.
+    bench = [sys.executable, "-m", f"{PACKAGE}.bench", "--sections", "fit,precision"]
+    bench += ["--tasks", "gru_regressor", "--rounds", "1", "--steps", "20"]
+    bench += ["--precision-steps", "20", "task=gru_regressor"]
+    report = json.loads(run(bench, cwd=project).stdout.strip().splitlines()[-1])
+    assert report["fit"]["gru_regressor"]["ratio"] > 0
+    assert set(report["precision"]["ratio_to_float32"]) >= {"float32", "mixed_bfloat16"}

@@ -8,6 +8,8 @@ import pytest
 
 from {{ cookiecutter.package_name }} import bench
 
+from .conftest import TASKS
+
 TINY = [
     "--rounds",
     "1",
@@ -44,7 +46,7 @@ def test_loop_against_fit_and_the_input_check_report_rates_and_ratios(tmp_path, 
     report = run_bench(tmp_path, capsys, "fit,input")
     assert {"model", "cores", "avx512_bf16"} <= set(report["cpu"])
     assert report["settings"]["steps"] == 20
-    assert set(report["fit"]) == {"regression", "image_classification"}  # every shipped task
+    assert set(report["fit"]) == set(TASKS)  # every task of the package
     for fit in report["fit"].values():
         for name in ("loop", "loop_compute_only", "fit_spe1", "fit_spe8", "fit_spe32"):
             assert set(fit[name]) == RATE and fit[name]["median"] > 0, name

@@ -22,7 +22,7 @@ from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.launch import launch
 from {{ cookiecutter.package_name }}.loop.cluster import slurm_tf_config
 
-from .conftest import TASK_SMALL
+from .conftest import small
 
 DEPLOY = Path(__file__).parents[1] / "deploy"
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -142,7 +142,7 @@ def test_the_slurm_script_trains_on_shards_and_resumes_bitwise_after_preemption(
         env=env,
     )
     overrides = [
-        *TASK_SMALL["regression"],
+        *small("regression"),
         f"data.files={shards}",  # one shard per worker
         "deterministic=true",
         "train.steps=4000",

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from {{ cookiecutter.package_name }}.data import map_arrays
 from {{ cookiecutter.package_name }}.export import export
 from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
 from {{ cookiecutter.package_name }}.tasks.base import make_task
@@ -24,12 +25,14 @@ def exported(make_config, task):
 
 
 def inputs(cfg):
-    return make_task(cfg).arrays().x_test[:5]
+    return map_arrays(lambda a: a[:5], make_task(cfg).arrays().x_test)
 
 
 def serve(path, x):
+    """What the SavedModel serves for `x`: one input is `inputs`, named ones go by their names."""
     served = tf.saved_model.load(os.path.join(path, "saved_model"))
-    outputs = served.signatures["serving_default"](inputs=tf.constant(x))
+    named = x if isinstance(x, dict) else {"inputs": x}
+    outputs = served.signatures["serving_default"](**{k: tf.constant(v) for k, v in named.items()})
     return {name: value.numpy() for name, value in outputs.items()}
 
 

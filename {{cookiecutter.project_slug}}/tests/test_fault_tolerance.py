@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from .conftest import small
+
 pytestmark = pytest.mark.slow
 
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -19,17 +21,14 @@ RUN = [
     "checkpoint.every_steps=100",
     "eval.every_steps=500",
 ]
-# Each task's settings on top (the regression's data is shrunk; the digits are what they are).
-RUN_OF = {
-    "regression": ["task=regression", *RUN, "task.train_size=2048"],
-    "image_classification": ["task=image_classification", *RUN],
-}
 
 
 def start(run_dir, *overrides, task="regression"):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # each task's small settings on top (Task.small_overrides)
+    run = [f"task={task}", *RUN, *small(task)]
     return subprocess.Popen(
-        [sys.executable, "-m", f"{PACKAGE}.train", f"run_dir={run_dir}", *RUN_OF[task], *overrides],
+        [sys.executable, "-m", f"{PACKAGE}.train", f"run_dir={run_dir}", *run, *overrides],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -11,7 +11,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.launch import free_ports, launch, tf_config
 
-from .conftest import TASK_SMALL
+from .conftest import small
 
 pytestmark = pytest.mark.slow
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -25,7 +25,7 @@ def test_two_local_workers_finish_with_the_same_weights_and_one_set_of_files(tmp
         [
             f"run_dir={run_dir}",
             f"task={task}",
-            *TASK_SMALL[task],
+            *small(task),
             "train.steps=40",
             "checkpoint.every_steps=20",
             "train.log_every_steps=10",
@@ -61,11 +61,11 @@ def prepare_shards(directory, *overrides):
 
 def test_two_workers_on_shards_finish_with_the_same_weights(tmp_path):
     shards = tmp_path / "shards"
-    prepare_shards(shards, *TASK_SMALL["regression"])
+    prepare_shards(shards, *small("regression"))
     run_dir = tmp_path / "run"
     processes = launch(
         2,
-        [f"run_dir={run_dir}", f"data.files={shards}", *TASK_SMALL["regression"], "train.steps=40"],
+        [f"run_dir={run_dir}", f"data.files={shards}", *small("regression"), "train.steps=40"],
     )
     outputs = [process.communicate(timeout=600)[0] for process in processes]
     assert [process.returncode for process in processes] == [0, 0]

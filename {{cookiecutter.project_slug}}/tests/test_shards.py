@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from {{ cookiecutter.package_name }}.config import ConfigError, load_config
-from {{ cookiecutter.package_name }}.data import Arrays
+from {{ cookiecutter.package_name }}.data import Arrays, num_rows
 from {{ cookiecutter.package_name }}.errors import RunError
 from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
 from {{ cookiecutter.package_name }}.prepare import prepare
@@ -272,7 +272,7 @@ def test_evaluate_reads_the_run_s_held_out_shards(tmp_path, make_config, task, p
     result = train_and_evaluate(make_config(prepared, task=task))
     evaluated = evaluate(load_config([f"run_dir={tmp_path / 'run'}"]))
     assert evaluated["eval_loss"] == pytest.approx(result["eval_loss"], rel=1e-5)
-    assert evaluated["num_examples"] == {"regression": 96, "image_classification": 360}[task]
+    assert evaluated["num_examples"] == num_rows(make_task(make_config(task=task)).arrays().x_test)
 
 
 @pytest.mark.slow

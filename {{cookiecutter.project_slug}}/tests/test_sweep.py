@@ -11,7 +11,7 @@ import pytest
 from {{ cookiecutter.package_name }}.cli import run
 from {{ cookiecutter.package_name }}.sweep import best_row, write_summary
 
-from .conftest import python_output
+from .conftest import TASKS, python_output
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 
@@ -23,7 +23,7 @@ def test_help_lists_every_group_and_key_with_its_default_and_imports_no_tensorfl
         "print('tensorflow' in sys.modules)\n"
     )
     out = python_output(code)
-    assert "task: image_classification, regression" in out
+    assert f"task: {', '.join(sorted(TASKS))}" in out
     assert "distribute: mirrored, multi_worker_mirrored, none, tpu" in out
     for key in ("learning_rate: 0.002", "steps: 3000", "best_metric: ''", "patience: 0"):
         assert key in out, key

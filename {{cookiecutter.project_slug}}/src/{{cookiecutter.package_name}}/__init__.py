@@ -2,8 +2,9 @@
 
 Importing the package is cheap: TensorFlow is imported by the modules that need it, so the
 configuration and command-line checks answer without paying for it. It is still enough for
-`keras.saving.load_model` of an exported `model.keras`: the custom objects register themselves
-as soon as Keras is imported (right away if it already is).
+`keras.saving.load_model` of an exported `model.keras`: the custom objects, and the Keras
+classes of every task module, register themselves as soon as Keras is imported (right away if
+it already is).
 """
 
 import importlib
@@ -20,6 +21,8 @@ except PackageNotFoundError:  # a source tree that is not installed
 
 def _register_custom_objects():
     importlib.import_module(f"{__name__}.models")  # imports every component too
+    # and every task module, with the Keras classes (models, layers) each one defines
+    importlib.import_module(f"{__name__}.tasks.base").register_all_task_classes()
 
 
 class _RegisterAfterKeras(importlib.abc.MetaPathFinder):

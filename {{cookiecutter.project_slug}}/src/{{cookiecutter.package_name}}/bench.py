@@ -189,6 +189,21 @@ class Bench:
             ]
         )
 
+    def applicable(self, preset: tuple[str, ...]) -> tuple[str, ...]:
+        """The overrides of `preset` the selected task has: a `task.<key>` its config lacks is
+        left out, so every preset runs on every task (the wide preset widens what it can)."""
+        import dataclasses
+
+        from .tasks.base import task_class
+
+        config_class = task_class(self.base.task._target_).config_class
+        keys = {field.name for field in dataclasses.fields(config_class)}
+        return tuple(
+            override
+            for override in preset
+            if not override.startswith("task.") or override.split("=")[0][5:] in keys
+        )
+
     def loop(self, cfg) -> dict:
         """Runs the training command once into a temporary run_dir; its two rates."""
         from unittest import mock
@@ -276,6 +291,7 @@ class Bench:
         model.compile(
             optimizer=optimizer,
             loss=task.build_loss(),
+            loss_weights=task.loss_weights() or None,
             metrics=task.build_metrics(),
             steps_per_execution=steps_per_execution,
             jit_compile=jit_compile,
@@ -304,7 +320,7 @@ class Bench:
         task = make_task(cfg)
         source = task.source(cfg.data)
         cluster = make_cluster(cfg.distribute)
-        trainer = Trainer(cfg, cluster, task, source.example_inputs)
+        trainer = Trainer(cfg, cluster, task, source)
         batch, seed = cfg.train.batch_size, cfg.seed
         batches = source.train_batches(cluster.strategy, batch, seed, 0)
         if constant:  # the first global batch, read on one device
@@ -363,24 +379,24 @@ def section_steps_per_execution(bench: Bench, rounds: int) -> dict:
 
 
 def section_precision(bench: Bench, rounds: int, steps: int) -> dict:
-    from .config import ConfigError
+    from .support import unsupported_reason
 
     variants, unsupported = {}, {}
+    preset = bench.applicable(PRECISION_PRESET)
     for policy in PRECISION_POLICIES:
-        try:
-            bench.config(f"precision={policy}", first=PRECISION_PRESET)
-        except ConfigError as error:
-            unsupported[policy] = str(error)
+        reason = unsupported_reason(bench.base.distribute.strategy, policy)
+        if reason:
+            unsupported[policy] = reason
             continue
         variants[policy] = lambda policy=policy: bench.loop(
-            bench.config(f"precision={policy}", steps=steps, first=PRECISION_PRESET)
+            bench.config(f"precision={policy}", steps=steps, first=preset)
         )["compute"]
     result = alternate(variants, rounds)
     reference = result.get("float32", {}).get("median")
     result["ratio_to_float32"] = {
         policy: result[policy]["median"] / reference for policy in variants if reference
     }
-    result["preset"] = list(PRECISION_PRESET)
+    result["preset"] = list(preset)
     result["unsupported"] = unsupported
     return result
 

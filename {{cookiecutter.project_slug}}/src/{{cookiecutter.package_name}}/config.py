@@ -304,11 +304,29 @@ def _one_line(error: Exception) -> str:
     return ": ".join(parts) or type(error).__name__
 
 
-def load_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Composes the packaged config with `key=value` overrides and checks it."""
-    from .tasks.base import shipped_tasks
+def selected_task(overrides) -> str:
+    """The task a command line selects (`task=<name>`), else the packaged default."""
+    for override in reversed(list(overrides)):
+        key, _, value = override.lstrip("+~").partition("=")
+        if key == "task" and value:
+            return value
+    path = os.path.join(os.path.dirname(__file__), "conf", "config.yaml")
+    defaults = OmegaConf.to_container(OmegaConf.load(path))["defaults"]
+    return next(d["task"] for d in defaults if isinstance(d, dict) and "task" in d)
 
-    shipped_tasks()  # each one an option of the `task` group
+
+def load_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Composes the packaged config with `key=value` overrides and checks it.
+
+    Only the selected task's module is imported (`task=<name>`: `tasks/<name>.py`), so a task
+    module that imports TensorFlow at the top costs nothing until it is selected. A name with
+    no module of its own (a task registered elsewhere, a typo) imports every task module before
+    Hydra lists the choices.
+    """
+    from .tasks.base import import_task_module, shipped_tasks
+
+    if not import_task_module(selected_task(overrides)):
+        shipped_tasks()  # each one an option of the `task` group
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module=f"{__package__}.conf", version_base=None):

@@ -28,7 +28,11 @@ from .errors import RunError
 
 
 class Arrays(NamedTuple):
-    """A task's data: rows are examples; `x_*` are model inputs, `y_*` targets (any dtype)."""
+    """A task's data: rows are examples; `x_*` are model inputs, `y_*` targets (any dtype).
+
+    Each is one array, or a dict of named arrays with the same number of rows (a model with
+    several inputs or outputs).
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -36,9 +40,30 @@ class Arrays(NamedTuple):
     y_test: np.ndarray
 
 
+def leaves(nest, prefix: str) -> list[tuple[str, np.ndarray]]:
+    """`[(name, array)]` of one array (`[(prefix, array)]`) or a dict of named arrays
+    (`[(prefix.name, array)]`, in key order): how errors, `.npz` files and shards name them."""
+    if isinstance(nest, dict):
+        return [(f"{prefix}.{key}", nest[key]) for key in sorted(nest)]
+    return [(prefix, nest)]
+
+
+def num_rows(nest) -> int:
+    """The number of examples of one array or a dict of named arrays."""
+    return len(leaves(nest, "")[0][1])
+
+
+def map_arrays(function, nest):
+    """`function` applied to one array, or to each array of a dict (the dict kept)."""
+    if isinstance(nest, dict):
+        return {key: function(value) for key, value in nest.items()}
+    return function(nest)
+
+
 def load_npz(path: str) -> Arrays:
     """The four arrays of an `.npz` (`x_train`, `y_train`, `x_test`, `y_test`), dtypes kept: the
-    task casts and checks them (`Task.check_arrays`)."""
+    task casts and checks them (`Task.check_arrays`). Named inputs or targets are stored as
+    `x_train.<name>`, `y_train.<name>`... and come back as dicts."""
     if not os.path.isfile(path):
         raise RunError(
             f"data.path={path}: no such file (expected an .npz with x_train, y_train, "
@@ -51,12 +76,29 @@ def load_npz(path: str) -> Arrays:
         )
     try:
         with np.load(path) as npz:
-            return Arrays(*(np.asarray(npz[key]) for key in Arrays._fields))
+            found = {}
+            for key in npz.files:
+                field, _, name = key.partition(".")
+                if name:
+                    found.setdefault(field, {})[name] = np.asarray(npz[key])
+                else:
+                    found[field] = np.asarray(npz[key])
+            return Arrays(*(found[key] for key in Arrays._fields))
     except (KeyError, ValueError, OSError) as error:
         raise RunError(
             f"data.path={path}: unreadable ({str(error).splitlines()[0]}); expected "
             "arrays x_train, y_train, x_test, y_test"
         ) from None
+
+
+def save_npz(path: str, arrays: Arrays) -> None:
+    """Writes `arrays` as `load_npz` reads them back (named arrays as `x_train.<name>`...)."""
+    np.savez(
+        path,
+        **{
+            name: a for field in Arrays._fields for name, a in leaves(getattr(arrays, field), field)
+        },
+    )
 
 
 def train_dataset(x, y, global_batch_size: int, seed: int, start_step: int = 0):
@@ -68,14 +110,14 @@ def train_dataset(x, y, global_batch_size: int, seed: int, start_step: int = 0):
     """
     import tensorflow as tf
 
-    num_examples = len(x)
+    num_examples = num_rows(x)
     if num_examples < global_batch_size:
         raise RunError(
             f"train.batch_size={global_batch_size}: larger than the {num_examples} "
             "training examples"
         )
     steps_per_epoch = num_examples // global_batch_size
-    x, y = tf.constant(x), tf.constant(y)
+    x, y = tf.nest.map_structure(tf.constant, (x, y))
 
     def epoch_batches(epoch):
         order = tf.random.experimental.stateless_shuffle(
@@ -85,7 +127,8 @@ def train_dataset(x, y, global_batch_size: int, seed: int, start_step: int = 0):
         indices = tf.reshape(
             order[: steps_per_epoch * global_batch_size], (steps_per_epoch, global_batch_size)
         )
-        return tf.data.Dataset.from_tensor_slices((tf.gather(x, indices), tf.gather(y, indices)))
+        batches = tf.nest.map_structure(lambda array: tf.gather(array, indices), (x, y))
+        return tf.data.Dataset.from_tensor_slices(batches)
 
     first_epoch, position = divmod(start_step, steps_per_epoch)
     dataset = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
@@ -98,9 +141,9 @@ class ArraySource:
 
     def __init__(self, arrays: Arrays, description: str):
         self.arrays, self.description = arrays, description
-        self.example_inputs = arrays.x_train
-        self.num_train_examples = len(arrays.x_train)
-        self.num_eval_examples = len(arrays.x_test)
+        self.example_inputs, self.example_targets = arrays.x_train, arrays.y_train
+        self.num_train_examples = num_rows(arrays.x_train)
+        self.num_eval_examples = num_rows(arrays.x_test)
 
     def train_batches(self, strategy, global_batch_size: int, seed: int, start_step: int):
         """The distributed dataset of global batches, batch `s` for step `s`, from `start_step`."""

@@ -29,7 +29,7 @@ def restore_run(cfg: Config):
     task = make_task(cfg)
     source = task.source(cfg.data)
     cluster = make_cluster(cfg.distribute)
-    trainer = Trainer(cfg, cluster, task, source.example_inputs)
+    trainer = Trainer(cfg, cluster, task, source)
     directory = os.path.join(cfg.run_dir, "checkpoints")
     if which == "best":
         directory = os.path.join(directory, "best")

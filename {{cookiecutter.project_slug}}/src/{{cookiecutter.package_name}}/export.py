@@ -45,11 +45,17 @@ def export(cfg: Config) -> str:
     # One endpoint, the task's outputs for a batch shaped like the training inputs.
     archive = keras.export.ExportArchive()
     archive.track(trainer.model)
+    # Named inputs are served under their names, one input as `inputs`.
     x = source.example_inputs
+    named = x if isinstance(x, dict) else {"inputs": x}
+    specs = {
+        name: tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype), name)
+        for name, a in named.items()
+    }
     archive.add_endpoint(
         "serve",
         lambda inputs: trainer.task.serve(trainer.model, inputs),
-        input_signature=[tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype), "inputs")],
+        input_signature=[specs if isinstance(x, dict) else specs["inputs"]],
     )
     archive.write_out(tmp_dir, verbose=False)
     shutil.rmtree(saved_model_dir, ignore_errors=True)

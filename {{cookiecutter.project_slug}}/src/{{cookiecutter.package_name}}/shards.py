@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .data import Arrays
+from .data import Arrays, leaves, num_rows
 from .errors import RunError
 
 FORMAT = "tfrecord-example-raw-v1"
@@ -64,13 +64,13 @@ def shard_sizes(num_examples: int, num_shards: int) -> list[int]:
     return [base + (index < extra) for index in range(num_shards)]
 
 
-def examples_per_record(x: np.ndarray, y: np.ndarray) -> int:
+def examples_per_record(x, y) -> int:
     """Examples stored together in one record: up to 4096, and about 1 MiB at most.
 
     A record is the unit that is read, shuffled and decoded; one example per record cost ~3 us
     per example in tf.data's per-element work, slower than training the default task.
     """
-    example_bytes = x[:1].nbytes + y[:1].nbytes
+    example_bytes = sum(a[:1].nbytes for _, a in leaves(x, "x") + leaves(y, "y"))
     return int(max(1, min(MAX_EXAMPLES_PER_RECORD, RECORD_BYTES // max(1, example_bytes))))
 
 
@@ -98,33 +98,38 @@ def write_shards(arrays: Arrays, directory: str, num_shards: int, source: str, s
         meta = {"format": FORMAT, "source": source, "splits": {}}
         for split, (x_name, y_name) in SPLITS.items():
             x, y = getattr(arrays, x_name), getattr(arrays, y_name)
+            # One feature per array: `x` and `y`, or `x.<name>` for each named input or target.
+            named = leaves(x, "x") + leaves(y, "y")
             features = {}
-            for name, values in ((x_name, x), (y_name, y)):
+            for key, values in named:
                 if values.dtype.kind not in "biuf":
+                    shown = (x_name if key[0] == "x" else y_name) + key[1:]
                     raise RunError(
-                        f"{source}: {name} has dtype {values.dtype}; TFRecord shards hold "
+                        f"{source}: {shown} has dtype {values.dtype}; TFRecord shards hold "
                         "numbers (bool, int, uint or float arrays)"
                     )
-                features[name[0]] = {"dtype": values.dtype.str, "shape": values.shape[1:]}
+                features[key] = {"dtype": values.dtype.str, "shape": values.shape[1:]}
+            total = num_rows(x)
             if split == "train":
-                rows = np.random.default_rng(seed).permutation(len(x))
-                wanted = num_shards or max(1, math.ceil((x.nbytes + y.nbytes) / SHARD_BYTES))
+                rows = np.random.default_rng(seed).permutation(total)
+                data_bytes = sum(values.nbytes for _, values in named)
+                wanted = num_shards or max(1, math.ceil(data_bytes / SHARD_BYTES))
             else:
-                rows = np.arange(len(x))
+                rows = np.arange(total)
             per_record = examples_per_record(x, y)
             files, start = {}, 0
-            count = min(wanted, len(x))
-            for index, size in enumerate(shard_sizes(len(x), count)):
+            count = min(wanted, total)
+            for index, size in enumerate(shard_sizes(total, count)):
                 name = f"{split}-{index:05d}-of-{count:05d}.tfrecord"
                 with tf.io.TFRecordWriter(os.path.join(staging, name)) as writer:
                     for first in range(start, start + size, per_record):
                         ids = rows[first : min(first + per_record, start + size)]
-                        writer.write(_record(ids, x[ids], y[ids]))
+                        writer.write(_record(ids, {key: values[ids] for key, values in named}))
                 files[name] = size
                 start += size
             meta["splits"][split] = {
                 "features": features,
-                "examples": len(x),
+                "examples": total,
                 "examples_per_record": per_record,
                 "files": files,
             }
@@ -140,9 +145,9 @@ def write_shards(arrays: Arrays, directory: str, num_shards: int, source: str, s
     return meta
 
 
-def _record(ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> bytes:
-    """One `tf.train.Example` holding consecutive examples: their ids, and x and y as raw
-    little-endian bytes (row-major, examples first)."""
+def _record(ids: np.ndarray, arrays: dict[str, np.ndarray]) -> bytes:
+    """One `tf.train.Example` holding consecutive examples: their ids, and each array (`x`,
+    `y`, or `x.<name>`...) as raw little-endian bytes (row-major, examples first)."""
     import tensorflow as tf
 
     def raw(values):
@@ -151,8 +156,7 @@ def _record(ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> bytes:
 
     feature = {
         "id": tf.train.Feature(int64_list=tf.train.Int64List(value=ids.tolist())),
-        "x": raw(x),
-        "y": raw(y),
+        **{key: raw(values) for key, values in arrays.items()},
     }
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
@@ -172,7 +176,7 @@ class ShardSource:
         self.description = f"data.files={pattern}"
         self.meta = _read_meta(pattern)
         self.files = {split: _split_files(pattern, self.meta, split) for split in SPLITS}
-        # {split: {"x": Feature, "y": Feature}}: what the records hold.
+        # {split: {"x": Feature, "y": Feature}} (or `x.<name>`...): what the records hold.
         self.stored = {
             split: {
                 name: Feature(np.dtype(spec["dtype"]).newbyteorder("<").str, tuple(spec["shape"]))
@@ -184,10 +188,15 @@ class ShardSource:
         sample = self._sample(64)
         checked = task.check_arrays(sample, self.description)
         self.checked = {
-            "x": Feature(checked.x_train.dtype.str, checked.x_train.shape[1:]),
-            "y": Feature(checked.y_train.dtype.str, checked.y_train.shape[1:]),
+            key: Feature(values.dtype.str, values.shape[1:])
+            for key, values in leaves(checked.x_train, "x") + leaves(checked.y_train, "y")
         }
-        self.example_inputs = checked.x_train
+        if self.checked.keys() != self.stored["train"].keys():
+            raise RunError(
+                f"{self.description}: the shards hold {sorted(self.stored['train'])} but the "
+                f"task takes {sorted(self.checked)}; prepare them again for this task"
+            )
+        self.example_inputs, self.example_targets = checked.x_train, checked.y_train
 
     @property
     def num_train_examples(self) -> int:
@@ -205,8 +214,9 @@ class ShardSource:
             records = tf.data.TFRecordDataset(sorted(self.files[split]))
             examples = records.map(lambda r, s=split: self._decode(r, s, cast=False))
             examples = examples.rebatch(count)
-            x, y = next(iter(examples))
-            parts += [x.numpy(), y.numpy()]
+            parts += [
+                tf.nest.map_structure(lambda t: t.numpy(), nest) for nest in next(iter(examples))
+            ]
         return Arrays(*parts)
 
     def _decode(self, record, split: str = "train", cast: bool = True):
@@ -214,20 +224,26 @@ class ShardSource:
         types."""
         import tensorflow as tf
 
-        spec = {name: tf.io.FixedLenFeature([], tf.string) for name in ("x", "y")}
+        stored_split = self.stored[split]
+        spec = {key: tf.io.FixedLenFeature([], tf.string) for key in stored_split}
         features = tf.io.parse_single_example(record, spec)
-        decoded = []
-        for name in ("x", "y"):
-            stored = self.stored[split][name]
-            values = tf.io.decode_raw(features[name], tf.as_dtype(np.dtype(stored.dtype)))
+        decoded = {}
+        for key, stored in stored_split.items():
+            values = tf.io.decode_raw(features[key], tf.as_dtype(np.dtype(stored.dtype)))
             values = tf.reshape(values, [-1, *stored.shape])
             if cast:
-                checked = self.checked[name]
+                checked = self.checked[key]
                 values = tf.reshape(
                     tf.cast(values, tf.as_dtype(np.dtype(checked.dtype))), [-1, *checked.shape]
                 )
-            decoded.append(values)
-        return tuple(decoded)
+            decoded[key] = values
+
+        def nest(prefix):  # `x` itself, or the dict of its named arrays
+            if prefix in decoded:
+                return decoded[prefix]
+            return {key[2:]: value for key, value in decoded.items() if key[0] == prefix}
+
+        return nest("x"), nest("y")
 
     # -- training -------------------------------------------------------------------------------
     def record_sizes(self, path: str) -> list[int]:
@@ -288,24 +304,24 @@ class ShardSource:
             x, y = self._decode(record)
             key = tf.strings.to_hash_bucket_fast(record, np.iinfo(np.int64).max)
             order = tf.random.experimental.stateless_shuffle(
-                tf.range(tf.shape(x)[0]), seed=tf.stack([seed64 * 1_000_003 + index, key])
+                tf.range(_rows(x)), seed=tf.stack([seed64 * 1_000_003 + index, key])
             )
             if sharding == "examples":
                 order = order[pipeline_id::num_pipelines]
-            return tf.gather(x, order), tf.gather(y, order)
+            return tf.nest.map_structure(lambda part: tf.gather(part, order), (x, y))
 
         def skip(left, chunk):  # drops the first `left` examples of the stream
-            size = tf.shape(chunk[0], out_type=tf.int64)[0]
+            size = tf.cast(_rows(chunk), tf.int64)
             drop = tf.minimum(left, size)
             # A chunk dropped whole becomes a new empty one, not an empty view of its buffer
             # (TensorFlow logs an error line about those).
-            kept = tuple(
-                tf.cond(
+            kept = tf.nest.map_structure(
+                lambda part: tf.cond(
                     drop < size,
-                    lambda part=part: part[drop:],
-                    lambda part=part: tf.zeros((0, *part.shape[1:]), part.dtype),
-                )
-                for part in chunk
+                    lambda: part[drop:],
+                    lambda: tf.zeros((0, *part.shape[1:]), part.dtype),
+                ),
+                chunk,
             )
             return left - drop, kept
 
@@ -314,7 +330,7 @@ class ShardSource:
         stream = stream.map(permute)
         if position:
             stream = stream.scan(tf.constant(position, tf.int64), skip)
-            stream = stream.filter(lambda x, y: tf.shape(x)[0] > 0)
+            stream = stream.filter(lambda x, y: _rows(x) > 0)
         return stream
 
     def train_batches(self, strategy, global_batch_size: int, seed: int, start_step: int):
@@ -353,6 +369,13 @@ class ShardSource:
         return _options(batches, shard_by_data=True)
 
 
+def _rows(nest):
+    """The number of examples of a tensor or a nest of them (its first leaf's rows)."""
+    import tensorflow as tf
+
+    return tf.shape(tf.nest.flatten(nest)[0])[0]
+
+
 def _options(dataset, shard_by_data: bool = False):
     import tensorflow as tf
 
@@ -379,7 +402,9 @@ def _read_meta(pattern: str) -> dict:
         with open(path, encoding="utf-8") as file:
             meta = json.load(file)
         for split in SPLITS:
-            meta["splits"][split]["features"]["x"], meta["splits"][split]["features"]["y"]  # noqa: B018
+            prefixes = {key.split(".")[0] for key in meta["splits"][split]["features"]}
+            if prefixes != {"x", "y"}:
+                raise KeyError(f"features of {split}: {sorted(prefixes)}")
     except FileNotFoundError:
         raise RunError(
             f"data.files={pattern}: no {META} beside the shards; shards written by `python -m "

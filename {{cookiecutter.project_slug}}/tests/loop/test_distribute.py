@@ -9,17 +9,19 @@ from {{ cookiecutter.package_name }}.errors import RunError
 from {{ cookiecutter.package_name }}.loop.cluster import make_cluster
 from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
 
+from ..conftest import noise_free
 from .test_controller import weights_at
 
-NO_NOISE = ("task.noise_stddev=0", "train.steps=20", "checkpoint.every_steps=20")
+SHORT = ("train.steps=20", "checkpoint.every_steps=20")
 
 
 def test_two_replicas_match_one_device_and_run_json_records_them(make_config, tmp_path, task):
     one, two = tmp_path / "one", tmp_path / "two"
-    train_and_evaluate(make_config(*NO_NOISE, run_dir=one, task=task))
+    quiet = (*SHORT, *noise_free(task))
+    train_and_evaluate(make_config(*quiet, run_dir=one, task=task))
     result = train_and_evaluate(
         make_config(
-            *NO_NOISE, "distribute=mirrored", "distribute.cpu_devices=2", run_dir=two, task=task
+            *quiet, "distribute=mirrored", "distribute.cpu_devices=2", run_dir=two, task=task
         )
     )
     a, b = weights_at(one, 20), weights_at(two, 20)

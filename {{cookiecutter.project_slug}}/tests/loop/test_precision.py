@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from {{ cookiecutter.package_name }}.data import map_arrays
 from {{ cookiecutter.package_name }}.loop.cluster import make_cluster
 from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
 from {{ cookiecutter.package_name }}.loop.trainer import Trainer
@@ -15,21 +16,27 @@ from {{ cookiecutter.package_name }}.tasks.base import make_task
 def trainer_for(make_config, policy, task):
     cfg = make_config(f"precision={policy}", task=task)
     built = make_task(cfg)
-    x = built.arrays().x_train[:64]
-    return Trainer(cfg, make_cluster(cfg.distribute), built, x), x
+    source = built.source(cfg.data)
+    return Trainer(cfg, make_cluster(cfg.distribute), built, source), source
 
 
 def test_bfloat16_computes_low_and_keeps_float32_variables_and_losses(make_config, task):
-    trainer, x = trainer_for(make_config, "mixed_bfloat16", task)
+    trainer, source = trainer_for(make_config, "mixed_bfloat16", task)
     assert all(v.dtype == "float32" for v in trainer.model.trainable_variables)
-    assert trainer.model.layers[0].compute_dtype == "bfloat16"
-    assert trainer.model(x).dtype == tf.float32  # the head outputs float32
+    layers = list(trainer.model._flatten_layers(include_self=False))
+    assert any(layer.compute_dtype == "bfloat16" for layer in layers)
+    x, y = (
+        map_arrays(lambda a: a[:64], nest)
+        for nest in (source.example_inputs, source.example_targets)
+    )
+    per_example = trainer.loss_fn(y, trainer.model(x))  # whatever dtype the outputs have
+    assert per_example.dtype == tf.float32 and tuple(per_example.shape) == (64,)
     assert not isinstance(trainer.optimizers[0], keras.optimizers.LossScaleOptimizer)
     assert trainer.train_metrics["loss"].dtype == "float32"
 
 
 def test_float16_skips_a_step_with_non_finite_gradients(make_config, task):
-    trainer, x = trainer_for(make_config, "mixed_float16", task)
+    trainer, _ = trainer_for(make_config, "mixed_float16", task)
     optimizer = trainer.optimizers[0]
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     before = [v.numpy().copy() for v in trainer.variables]

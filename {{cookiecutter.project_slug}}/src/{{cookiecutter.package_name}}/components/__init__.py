@@ -12,13 +12,14 @@ True
 from .activations import ScaledSoftplus, scaled_softplus
 from .constraints import PositiveWeights, positive_weights
 from .initializers import GlorotNormalGain, glorot_normal_gain
-from .layers import CustomDense, GaussianNoise, ResidualBlock, SumAndProduct
+from .layers import AttentionPooling, CustomDense, GaussianNoise, ResidualBlock, SumAndProduct
 from .losses import HuberLoss, SparseCrossEntropy, huber, sparse_cross_entropy
 from .metrics import StreamingAccuracy, StreamingMAE
 from .regularizers import L1Penalty, l1_penalty
 from .schedules import WarmupCosine
 
 __all__ = [
+    "AttentionPooling",
     "CustomDense",
     "GaussianNoise",
     "GlorotNormalGain",

@@ -97,7 +97,7 @@ def train_and_evaluate(cfg: Config) -> dict:
     # Before anything is written: bad data, an error in the model (built on a real batch), or
     # in the train step (traced by a call that runs zero steps) stops the run here.
     source = task.source(cfg.data)
-    trainer = Trainer(cfg, cluster, task, source.example_inputs)
+    trainer = Trainer(cfg, cluster, task, source)
     trainer.train_steps(training_batches(cfg, cluster, source, 0), tf.constant(0, tf.int32))
     if cluster.is_chief:
         prepare_run_dir(cfg.run_dir)

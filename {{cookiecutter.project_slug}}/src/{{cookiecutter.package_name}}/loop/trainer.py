@@ -30,6 +30,7 @@ from ..errors import RunError
 from ..tasks.base import Task
 from .accumulation import GradientAccumulator
 from .cluster import Cluster
+from .outputs import TaskLoss, as_float32, task_metrics
 
 OPTIMIZER_CLASSES = {
     "adam": keras.optimizers.Adam,
@@ -62,7 +63,7 @@ def seed_states(root) -> list[tf.Variable]:
 class Trainer:
     """Model, optimizers, metrics and compiled train / eval steps under one strategy."""
 
-    def __init__(self, cfg: Config, cluster: Cluster, task: Task, example_inputs):
+    def __init__(self, cfg: Config, cluster: Cluster, task: Task, source):
         self.cfg = cfg
         self.task = task
         self.strategy = cluster.strategy
@@ -85,10 +86,17 @@ class Trainer:
             )
         keras.mixed_precision.set_global_policy(cfg.precision.policy)
         self.loss_scaled = cfg.precision.policy == "mixed_float16"
+        # Unseeded initializers (Keras' defaults) draw the same weights for the same seed.
+        keras.utils.set_random_seed(cfg.seed)
         with self.strategy.scope():
             self.model = task.build_model()
-            self.model(example_inputs[: self.global_batch_size // self.num_replicas])
-            self.loss_fn = task.build_loss(reduction=None)
+            per_replica = self.global_batch_size // self.num_replicas
+            example = tf.nest.map_structure(lambda a: a[:per_replica], source.example_inputs)
+            outputs = self.model(example)
+            # The task's loss (or per-output losses and their weights) as one callable of
+            # (targets, predictions) giving one float32 loss per example.
+            self.loss_fn = TaskLoss(task.build_loss(reduction=None), task.loss_weights(), task.name)
+            self.loss_fn.check_outputs(outputs, source.example_targets, task.name)
             self.groups = self._optimizer_groups()
             for optimizer, variables in self.groups:
                 optimizer.build(variables)
@@ -99,7 +107,7 @@ class Trainer:
                 ]
             # The task's metrics take (targets, predictions); the loss and gradient-norm means
             # are the loop's own.
-            self.task_train_metrics = task.build_metrics()
+            self.task_train_metrics = task_metrics(task, self.loss_fn)
             self.train_metrics = {
                 "loss": keras.metrics.Mean(name="loss"),
                 **{metric.name: metric for metric in self.task_train_metrics},
@@ -107,7 +115,7 @@ class Trainer:
             }
             self.eval_metrics = {
                 "loss": keras.metrics.Mean(name="loss"),
-                **{metric.name: metric for metric in task.build_metrics()},
+                **{metric.name: metric for metric in task_metrics(task, self.loss_fn)},
             }
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.variables = [v for _, variables in self.groups for v in variables]
@@ -198,8 +206,9 @@ class Trainer:
         """One replica's step on its `(inputs, targets)`; returns 1 if the loss is finite, else 0.
 
         Exercise `train_step` (the step of a custom training loop): under a `tf.GradientTape`,
-        run the model with `training=True`; take the per-example losses of `self.loss_fn`
-        (predictions cast to float32), average them over the GLOBAL batch
+        run the model with `training=True`; take the per-example losses
+        `self.loss_fn(targets, predictions)` (it casts the predictions to float32; with named
+        outputs it sums the weighted loss of each), average them over the GLOBAL batch
         (`tf.nn.compute_average_loss` with `self.global_batch_size`, not a per-replica mean) and
         add the sum of the model's own losses (`self.model.losses`, cast to float32) passed
         through `tf.nn.scale_regularization_loss` (so that replicas do not count them twice);
@@ -222,7 +231,7 @@ class Trainer:
         first = self.optimizers[0]
         with tf.GradientTape() as tape:
             predictions = self.model(inputs, training=True)
-            per_example = self.loss_fn(targets, tf.cast(predictions, tf.float32))
+            per_example = self.loss_fn(targets, predictions)
             model_loss = tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses] or [0.0])
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
             loss += tf.nn.scale_regularization_loss(model_loss)
@@ -300,14 +309,15 @@ class Trainer:
         inputs, targets = batch
 
         def update():
-            predictions = tf.cast(self.model(inputs, training=False), tf.float32)
+            predictions = as_float32(self.model(inputs, training=False))
             self.eval_metrics["loss"].update_state(self.loss_fn(targets, predictions))
             for name, metric in self.eval_metrics.items():
                 if name != "loss":
                     metric.update_state(targets, predictions)
             return tf.constant(True)
 
-        tf.cond(tf.shape(targets)[0] > 0, update, lambda: tf.constant(False))
+        size = tf.shape(tf.nest.flatten(targets)[0])[0]
+        tf.cond(size > 0, update, lambda: tf.constant(False))
 
     def _evaluate_batches(self, iterator, num_batches):
         for metric in self.eval_metrics.values():

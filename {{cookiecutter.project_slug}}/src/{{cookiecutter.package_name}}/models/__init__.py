@@ -6,5 +6,6 @@
 
 from .conv_classifier import ConvClassifier
 from .residual_regressor import ResidualRegressor
+from .sequence_forecaster import SequenceForecaster
 
-__all__ = ["ConvClassifier", "ResidualRegressor"]
+__all__ = ["ConvClassifier", "ResidualRegressor", "SequenceForecaster"]

@@ -4,25 +4,40 @@ A task owns what is read (its train and held-out arrays), what is learned (the m
 per-example loss, the named metrics), what the exported model serves, and which of its config
 keys make a run directory's checkpoints unusable. The loop, `evaluate`, `export`, `plot` and
 `bench` import no task, model, loss or metric: a new problem is one module in `tasks/`, nothing
-else changes.
+else changes (the shared tests pick it up by themselves).
 
-A task module holds a config dataclass and a `Task` subclass that names itself:
+A task module holds a config dataclass and a `Task` subclass named after the module:
 
     @dataclass
     class DigitsConfig(TaskConfig):
         filters: int = positive(16)          # `task.filters=32` on the command line
 
-    class DigitsTask(Task, name="digits"):   # `task=digits` on the command line
+    class DigitsTask(Task, name="digits"):   # tasks/digits.py; `task=digits` on the command line
         config_class = DigitsConfig
         identity_keys = ("filters",)
-        def make_arrays(self): ...
-        def build_model(self): ...
-        def build_loss(self, reduction="sum_over_batch_size"): ...
-        def build_metrics(self): ...
+        def make_arrays(self): ...           # required
+        def build_model(self): ...           # required
+        def build_loss(self, reduction="sum_over_batch_size"): ...   # required
+        def build_metrics(self): ...         # optional
 
-Naming the subclass registers its config as an option of Hydra's `task` group. Import Keras
-inside the methods, not at the top of the module: the config check imports every task module
-and must not pay the ~3 s of importing TensorFlow (a bad command line is refused at once).
+What a task must provide, and what it may:
+
+- required: `make_arrays`, `build_model`, `build_loss`;
+- optional: `build_metrics`, `loss_weights`, `check_arrays`, `variable_groups` (only for
+  `optimizer.head_learning_rate`), `serve`, `identity_keys`, and for the shared tests
+  `small_overrides` (a run in seconds) and `noise_free_overrides` (no training-time noise).
+
+Inputs, targets and predictions may be single arrays or dicts of named arrays (several inputs
+or outputs). With dict outputs, `build_loss` returns a dict of losses, one per output, and
+`loss_weights` their weights (Keras' convention); `build_metrics` may return a dict of metric
+lists per output: the loop logs `<output>_loss` and `<output>_<metric>` for each.
+
+Import Keras where you like. The command-line check imports only the selected task's module
+(`task=<name>` imports `tasks/<name>.py`), so a module that imports Keras at the top costs the
+~3 s of importing TensorFlow only when it is selected; the shipped tasks import Keras inside
+their methods, so a bad command line for them is refused at once. Keras classes a task module
+defines (its model, layers) are registered with Keras by `import <package>`, so a `.keras`
+export reloads with no registry edit.
 
 Every method sees one replica's view (as in the Model Garden's `base_task.py`): shapes are per
 example, the loop handles batching, strategies, precision and loss averaging.
@@ -32,6 +47,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -39,7 +55,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from ..config import ConfigError
-from ..data import Arrays, ArraySource, load_npz
+from ..data import Arrays, ArraySource, leaves, load_npz, num_rows
 from ..errors import RunError
 
 
@@ -64,6 +80,12 @@ class Task:
     # Keys of `config_class` whose change makes a run directory's checkpoints unusable
     # (the model's shapes, or what its inputs mean).
     identity_keys: ClassVar[tuple[str, ...]] = ()
+    # For the shared tests, which run every guarantee of the loop on every task: overrides that
+    # make a run take seconds (less data, a narrower model), and overrides that switch off the
+    # model's training-time randomness (noise, dropout) so that a compiled step can be compared
+    # with an eager reference of the same forward pass.
+    small_overrides: ClassVar[tuple[str, ...]] = ()
+    noise_free_overrides: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, name: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -99,18 +121,33 @@ class Task:
         source = self.data_name(path)
         for split in ("train", "test"):
             x, y = getattr(arrays, f"x_{split}"), getattr(arrays, f"y_{split}")
-            if len(x) != len(y):
-                raise RunError(
-                    f"{source}: x_{split} has {len(x)} rows but y_{split} has {len(y)}; "
-                    "they must pair one target with each example"
-                )
-            if not len(x):
+            rows = {
+                name: len(array)
+                for name, array in leaves(x, f"x_{split}") + leaves(y, f"y_{split}")
+            }
+            first = next(iter(rows))
+            for name, count in rows.items():
+                if count != rows[first]:
+                    raise RunError(
+                        f"{source}: {first} has {rows[first]} rows but {name} has {count}; "
+                        "they must pair one target with each example"
+                    )
+            if not num_rows(x):
                 raise RunError(f"{source}: x_{split} is empty; every split needs examples")
-        if arrays.x_train.shape[1:] != arrays.x_test.shape[1:]:
+        train = dict(leaves(arrays.x_train, "x") + leaves(arrays.y_train, "y"))
+        test = dict(leaves(arrays.x_test, "x") + leaves(arrays.y_test, "y"))
+        if train.keys() != test.keys():
             raise RunError(
-                f"{source}: x_train examples have shape {arrays.x_train.shape[1:]} but x_test "
-                f"examples {arrays.x_test.shape[1:]}; both splits must have the same shape"
+                f"{source}: the train split has arrays {sorted(train)} but the test split "
+                f"{sorted(test)}; both splits must have the same arrays"
             )
+        for name, array in train.items():
+            if array.shape[1:] != test[name].shape[1:]:
+                raise RunError(
+                    f"{source}: {name}_train examples have shape {array.shape[1:]} but "
+                    f"{name}_test examples {test[name].shape[1:]}; both splits must have "
+                    "the same shape"
+                )
         return self.check_arrays(arrays, source)
 
     def data_name(self, path: str = "") -> str:
@@ -132,15 +169,22 @@ class Task:
         raise NotImplementedError(f"{type(self).__name__}.build_model")
 
     def build_loss(self, reduction="sum_over_batch_size"):
-        """The `keras.losses.Loss` of `(targets, predictions)`; the loop asks for
-        `reduction=None` (one loss per example) and averages over the global batch itself."""
+        """The `keras.losses.Loss` of `(targets, predictions)`, or with named outputs a dict of
+        them, one per output; the loop asks for `reduction=None` (one loss per example) and
+        averages over the global batch itself."""
         raise NotImplementedError(f"{type(self).__name__}.build_loss")
 
-    def build_metrics(self) -> list:
-        """Fresh `keras.metrics.Metric`s of `(targets, predictions)`, each with its own name.
+    def loss_weights(self) -> dict[str, float]:
+        """With named outputs, the weight of each output's loss in the objective (1 if absent)."""
+        return {}
+
+    def build_metrics(self) -> list | dict:
+        """Fresh `keras.metrics.Metric`s of `(targets, predictions)`, each with its own name; with
+        named outputs, a dict `{output: [metrics of (targets[output], predictions[output])]}`.
 
         The loop makes one set for training and one for evaluation: metrics.jsonl and TensorBoard
-        get `<name>` and `eval_<name>`, the progress bar and the plot follow the names.
+        get `<name>` and `eval_<name>` (`<output>_<name>` per output), the progress bar and the
+        plot follow the names.
         """
         return []
 
@@ -153,8 +197,10 @@ class Task:
 
     # -- what is served --------------------------------------------------------------------------
     def serve(self, model, inputs) -> dict:
-        """The exported SavedModel's outputs for a batch of `inputs`: a dict of named tensors."""
-        return {"predictions": model(inputs, training=False)}
+        """The exported SavedModel's outputs for a batch of `inputs`: a dict of named tensors
+        (the model's own names when it has named outputs, else `predictions`)."""
+        outputs = model(inputs, training=False)
+        return dict(outputs) if isinstance(outputs, dict) else {"predictions": outputs}
 
 
 def task_class(target: str) -> type[Task]:
@@ -170,24 +216,74 @@ def task_class(target: str) -> type[Task]:
 
 
 def make_task(cfg) -> Task:
-    """The task a run's config selects, configured by `cfg.task` and seeded by `cfg.seed`."""
-    return task_class(cfg.task._target_)(cfg.task, cfg.seed)
+    """The task a run's config selects, configured by `cfg.task` and seeded by `cfg.seed`; the
+    Keras classes of its module are registered (its `.keras` export reloads)."""
+    cls = task_class(cfg.task._target_)
+    register_keras_classes(sys.modules[cls.__module__])
+    return cls(cfg.task, cfg.seed)
+
+
+def task_modules() -> list[str]:
+    """The names of this package's task modules (`tasks/<name>.py`), without importing them."""
+    package = importlib.import_module(__package__)
+    return sorted(
+        info.name for info in pkgutil.iter_modules(package.__path__) if info.name != "base"
+    )
+
+
+def import_task_module(name: str) -> bool:
+    """Imports `tasks/<name>.py` if there is one (its task becomes an option of `task`)."""
+    if name not in task_modules():
+        return False
+    importlib.import_module(f"{__package__}.{name}")
+    return True
+
+
+def defined_tasks(module) -> list[type[Task]]:
+    """The named Task subclasses `module` defines."""
+    return [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, Task)
+        and value.__module__ == module.__name__
+        and value.name
+    ]
 
 
 def shipped_tasks() -> list[str]:
-    """Imports every module of this package, so each task is an option of the `task` group;
-    returns the names of the tasks they define (tasks defined elsewhere register too, when
-    their module is imported, but are not listed)."""
-    package = importlib.import_module(__package__)
+    """Imports every task module of this package, so each task is an option of the `task`
+    group; returns the names of the tasks they define (tasks defined elsewhere register too,
+    when their module is imported, but are not listed)."""
     names = []
-    for info in pkgutil.iter_modules(package.__path__):
-        module = importlib.import_module(f"{__package__}.{info.name}")
-        names += [
-            value.name
-            for value in vars(module).values()
-            if isinstance(value, type)
-            and issubclass(value, Task)
-            and value.__module__ == module.__name__
-            and value.name
-        ]
+    for name in task_modules():
+        module = importlib.import_module(f"{__package__}.{name}")
+        names += [task.name for task in defined_tasks(module)]
     return sorted(names)
+
+
+def register_keras_classes(module) -> None:
+    """Registers with Keras, under this package's name, every Keras class `module` defines
+    (a model or layer written in a task module without `register_keras_serializable`), so its
+    `.keras` export reloads once the package is imported. Registered classes keep their name."""
+    if "keras" not in sys.modules:
+        return  # registered when Keras is imported (the package's import hook)
+    import keras
+
+    kinds = (keras.layers.Layer, keras.losses.Loss, keras.metrics.Metric)
+    for value in list(vars(module).values()):
+        if (
+            isinstance(value, type)
+            and issubclass(value, kinds)
+            and value.__module__ == module.__name__
+            and keras.saving.get_registered_name(value) == value.__name__  # not registered
+        ):
+            # the package's own name, as components/_registry.py (importing it would import Keras)
+            keras.saving.register_keras_serializable(package=__name__.split(".")[0])(value)
+
+
+def register_all_task_classes() -> None:
+    """Imports every task module and registers the Keras classes each defines."""
+    shipped_tasks()
+    for name in task_modules():
+        register_keras_classes(sys.modules[f"{__package__}.{name}"])

@@ -44,6 +44,8 @@ class ImageClassificationTask(Task, name="image_classification"):
 
     config_class = ImageClassificationConfig
     identity_keys = ("num_classes", "filters", "hidden_units", "num_blocks", "noise_stddev", "l1")
+    small_overrides = ("task.filters=4", "task.hidden_units=16", "task.num_blocks=1")
+    noise_free_overrides = ("task.noise_stddev=0",)
 
     def make_arrays(self) -> Arrays:
         try:

@@ -51,6 +51,13 @@ class RegressionTask(Task, name="regression"):
         "reconstruction_weight",
         "l1",
     )
+    small_overrides = (
+        "task.train_size=512",
+        "task.test_size=96",
+        "task.hidden_units=16",
+        "task.num_blocks=1",
+    )
+    noise_free_overrides = ("task.noise_stddev=0",)
 
     def make_arrays(self) -> Arrays:
         c = self.config
