@@ -34,7 +34,7 @@ VERSION = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?$")
 EMAIL = re.compile(r"^[!-?A-~]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 STRATEGIES = ("none", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
-TASKS = ("regression", "image_classification")
+TASKS = ("regression", "image_classification", "sequence")
 
 
 # What a baked project imports: a package of the same name would hide it (or be hidden by it).

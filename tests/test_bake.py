@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import run
+from .conftest import CONTEXT, run
 
 EXPECTED_FILES = [
     "pyproject.toml",
@@ -120,12 +120,12 @@ def test_strategy_option_sets_the_default_config(bake, strategy):
     assert f"distribute: {strategy}" in config.read_text()
 
 
-@pytest.mark.parametrize("task", ["regression", "image_classification"])
-def test_default_task_option_sets_the_default_config_and_ships_both_tasks(bake, task):
+@pytest.mark.parametrize("task", CONTEXT["default_task"])
+def test_default_task_option_sets_the_default_config_and_ships_every_task(bake, task):
     project = bake(default_task=task)
     config = project / "src/custom_tf_project/conf/config.yaml"
     assert f"task: {task}" in config.read_text()
-    for module in ("regression", "image_classification"):
+    for module in CONTEXT["default_task"]:
         assert (project / f"src/custom_tf_project/tasks/{module}.py").is_file()
 
 

@@ -4,7 +4,8 @@ The fast tests check the generated CI for every `python_requires`. The slow ones
 default bake into fresh virtualenvs (uv, downloading from PyPI; its cache is shared, so a
 second run reuses the wheels) and run the bake's fast suite on the oldest Python it declares,
 on the newest that TensorFlow ships wheels for, and with the oldest version of every direct
-dependency (`--resolution lowest-direct`, what the bake's `lowest` CI job runs).
+dependency (`--resolution lowest-direct`, what the bake's `lowest` CI job runs); its per-task
+tests on the regression and the named-output sequence task (`--task`).
 """
 
 import json
@@ -125,5 +126,8 @@ def test_the_bakes_fast_suite_passes_in_a_fresh_virtualenv(
             assert installed[name] == bound, f"{name}: declared >={bound}, got {installed[name]}"
         for lint in (["check", "."], ["format", "--check", "."]):
             run([str(venv / "bin" / "ruff"), *lint], cwd=default_project)
+    # The per-task guarantees on two tasks (one output with the model's own losses and noise;
+    # named outputs): what a version could break. The third runs in the default environment.
     suite = [venv_python, "-m", "pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider"]
+    suite += ["--task=regression", "--task=sequence"]
     run(suite, cwd=default_project, timeout=2400)

@@ -85,11 +85,25 @@ def make_config(tmp_path):
     return make
 
 
-@pytest.fixture(params=TASKS)
-def task(request):
-    """Runs the test once per task of the package: what the loop promises holds for every
-    task, through the Task interface only (a failure names the task in the test id)."""
-    return request.param
+def pytest_addoption(parser):
+    parser.addoption(
+        "--task",
+        action="append",
+        default=[],
+        help="run the per-task tests on this task only (repeatable; default: every task)",
+    )
+
+
+def pytest_generate_tests(metafunc):
+    """A test taking `task` runs once per task of the package: what the loop promises holds
+    for every task, through the Task interface only (a failure names the task in the test id).
+    `pytest --task=<name>` runs them on one task, e.g. the one you are writing."""
+    if "task" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("task") or list(TASKS)
+        unknown = sorted(set(chosen) - set(TASKS))
+        if unknown:
+            raise pytest.UsageError(f"--task={unknown[0]}: choose from {', '.join(TASKS)}")
+        metafunc.parametrize("task", chosen)
 
 
 def python_output(code: str) -> str:

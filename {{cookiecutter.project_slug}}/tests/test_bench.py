@@ -122,3 +122,12 @@ def test_logged_rate_is_total_steps_over_total_time_not_a_median_of_rates():
         {"step": 300, "steps_per_sec": 100.0},  # 100 steps in 1 s
     ]
     assert bench.logged_rate(records, after=100) == pytest.approx(200 / 3)
+
+
+def test_a_preset_keeps_only_the_task_keys_the_selected_task_has():
+    # e.g. the wide precision preset widens `task.hidden_units`: a task without it runs the rest
+    preset = ("task.filters=8", "task.window=4", "train.batch_size=256")
+    digits = bench.Bench(["task=image_classification"], 5).applicable(preset)
+    assert digits == ("task.filters=8", "train.batch_size=256")
+    sequence = bench.Bench(["task=sequence"], 5).applicable(preset)
+    assert sequence == ("task.window=4", "train.batch_size=256")
