@@ -133,8 +133,13 @@ def test_a_value_that_needs_quotes_says_to_quote_it(value, named):
 
 @pytest.mark.parametrize(
     ("signum", "code", "name"),
-    [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")],
-    ids=["sigterm", "ctrl-c"],
+    [
+        (signal.SIGTERM, 143, "SIGTERM"),
+        (signal.SIGINT, 130, "Ctrl-C"),
+        (signal.SIGHUP, 129, "SIGHUP"),
+        (signal.SIGUSR1, 138, "SIGUSR1"),
+    ],
+    ids=["sigterm", "ctrl-c", "sighup", "sigusr1"],
 )
 def test_a_signal_before_training_starts_is_one_line_and_its_exit_code(
     tmp_path, capsys, signum, code, name

@@ -288,10 +288,14 @@ class Bench:
         optimizer = OPTIMIZER_CLASSES[cfg.optimizer.name](
             learning_rate=cfg.optimizer.learning_rate, global_clipnorm=cfg.train.clip_norm or None
         )
+        loss = task.build_loss()
+        weights = task.loss_weights()  # Keras wants one weight per output loss
         model.compile(
             optimizer=optimizer,
-            loss=task.build_loss(),
-            loss_weights=task.loss_weights() or None,
+            loss=loss,
+            loss_weights={name: weights.get(name, 1.0) for name in loss}
+            if isinstance(loss, dict)
+            else None,
             metrics=task.build_metrics(),
             steps_per_execution=steps_per_execution,
             jit_compile=jit_compile,

@@ -24,12 +24,13 @@ from .config import Config, ConfigError, load_config
 from .errors import (
     EXIT_DIVERGED,
     EXIT_SIGINT,
-    EXIT_SIGTERM,
     EXIT_USAGE,
+    STOP_SIGNALS,
     AlreadyDone,
     Diverged,
     Interrupted,
     RunError,
+    signal_name,
 )
 
 # Arguments that only Hydra's own command line understands.
@@ -40,22 +41,25 @@ HYDRA_FLAG_PREFIXES = ("--cfg=", "--info=", "--package", "-p", "--resolve", "--c
 def run(module: str, main: Callable[[Config], object], argv: list[str] | None = None) -> int:
     """Parses `argv` into a checked Config, runs `main(cfg)`, and maps failures to exit codes."""
     argv = sys.argv[1:] if argv is None else argv
-    # Until the loop installs its own handlers (which save a checkpoint first), SIGTERM and
-    # Ctrl-C end the command with one line instead of a traceback or a silent kill.
-    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    # Until the loop installs its own handlers (which save a checkpoint first), every stop
+    # signal (STOP_SIGNALS) ends the command with one line instead of a traceback or a silent
+    # kill; Ctrl-C is Python's own KeyboardInterrupt.
+    stops = [getattr(signal, name) for name in STOP_SIGNALS if name != "SIGINT"]
+    previous = {signum: signal.signal(signum, _interrupt) for signum in stops}
     try:
         return _run(module, main, argv)
     except (KeyboardInterrupt, Interrupted) as stop:
         code = getattr(stop, "exit_code", EXIT_SIGINT)
-        name = "SIGTERM" if code == EXIT_SIGTERM else "Ctrl-C"
-        print(f"stopped by {name} before training started; nothing was saved", file=sys.stderr)
+        saved = getattr(stop, "saved", "") or "before training started; nothing was saved"
+        print(f"stopped by {signal_name(code)} {saved}", file=sys.stderr)
         return code
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-def _interrupt_on_sigterm(signum, frame):
-    raise Interrupted(EXIT_SIGTERM)
+def _interrupt(signum, frame):
+    raise Interrupted(128 + signum)
 
 
 def _run(module: str, main: Callable[[Config], object], argv: list[str]) -> int:

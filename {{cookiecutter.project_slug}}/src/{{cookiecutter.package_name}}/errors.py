@@ -12,6 +12,8 @@ __all__ = [
     "EXIT_DIVERGED",
     "EXIT_SIGTERM",
     "EXIT_SIGINT",
+    "STOP_SIGNALS",
+    "signal_name",
 ]
 
 # Exit codes, documented in the README ("What a run guarantees").
@@ -19,6 +21,18 @@ EXIT_USAGE = 2  # a bad config value, a missing data file, an unusable run_dir, 
 EXIT_DIVERGED = 3  # a non-finite loss or weight; the last good checkpoint is kept
 EXIT_SIGTERM = 143  # stopped by SIGTERM after saving a checkpoint of the current step
 EXIT_SIGINT = 130  # stopped by Ctrl-C after saving a checkpoint of the current step
+# Every signal a terminal or a scheduler sends to stop a job: each saves a checkpoint of the
+# current step and exits with 128 + its number, as a shell reports a process it ended (SIGHUP:
+# the ssh session closed, 129; SIGUSR1: Slurm's `--signal=USR1@<seconds>` warning, 138).
+STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1")
+
+
+def signal_name(exit_code: int) -> str:
+    """How messages name the signal behind `exit_code` (`Ctrl-C` for SIGINT)."""
+    import signal
+
+    name = signal.Signals(exit_code - 128).name
+    return "Ctrl-C" if name == "SIGINT" else name
 
 
 class RunError(RuntimeError):
@@ -30,11 +44,12 @@ class AlreadyDone(RuntimeError):
 
 
 class Interrupted(RuntimeError):
-    """SIGTERM or Ctrl-C before training started: nothing was saved."""
+    """A stop signal outside the training loop: before training started (nothing was saved),
+    or after it ended (`saved` says what is on disk)."""
 
-    def __init__(self, exit_code: int):
+    def __init__(self, exit_code: int, saved: str = ""):
         super().__init__("interrupted")
-        self.exit_code = exit_code
+        self.exit_code, self.saved = exit_code, saved
 
 
 class Diverged(RuntimeError):

@@ -16,6 +16,7 @@ import sys
 
 from .cli import run
 from .config import Config
+from .errors import EXIT_SIGINT, Interrupted
 
 
 def train(cfg: Config) -> dict:
@@ -24,12 +25,23 @@ def train(cfg: Config) -> dict:
     from .plot import plot_curves
 
     result = train_and_evaluate(cfg)
-    if result.get("chief") and result.get("loss") is not None:
-        plot_curves(cfg.run_dir)
-    print(
-        json.dumps({key: round(v, 6) if isinstance(v, float) else v for key, v in result.items()})
-    )
-    print(f"run directory: {cfg.run_dir}", file=sys.stderr)
+    try:
+        if result.get("chief") and result.get("loss") is not None:
+            plot_curves(cfg.run_dir)
+        print(
+            json.dumps(
+                {key: round(v, 6) if isinstance(v, float) else v for key, v in result.items()}
+            )
+        )
+        print(f"run directory: {cfg.run_dir}", file=sys.stderr)
+    except (KeyboardInterrupt, Interrupted) as stop:  # a signal after training ended
+        code = getattr(stop, "exit_code", EXIT_SIGINT)
+        saved = (
+            f"after training ended at step {result['step']}: its checkpoints and "
+            f"final_metrics.json are saved in {cfg.run_dir} (the curves: python -m "
+            f"{__package__}.plot run_dir={cfg.run_dir})"
+        )
+        raise Interrupted(code, saved) from None
     return result
 
 

@@ -1,6 +1,9 @@
 """The outer loop: it trains, logs, evaluates, checkpoints at its cadences, and resumes."""
 
 import json
+import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -9,7 +12,7 @@ import tensorflow as tf
 from {{ cookiecutter.package_name }}.loop.controller import next_boundary, train_and_evaluate
 from {{ cookiecutter.package_name }}.loop.logs import read_metrics
 
-from ..conftest import metric_names, noise_free
+from ..conftest import SMALL, metric_names, noise_free, small
 
 
 def checkpoint_steps(run_dir):
@@ -153,3 +156,50 @@ def test_a_resumed_run_with_accumulation_is_bitwise_equal_to_one_run(make_config
     a, b = weights_at(straight, 40), weights_at(resumed, 40)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+@pytest.mark.parametrize(
+    ("signum", "code"),
+    [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129), (signal.SIGUSR1, 138)],
+    ids=["sigterm", "sigint", "sighup-ssh-closed", "sigusr1-slurm"],
+)
+def test_every_stop_signal_saves_the_current_step_and_exits_with_its_code(
+    make_config, tmp_path, monkeypatch, signum, code
+):
+    from {{ cookiecutter.package_name }}.loop import controller
+    from {{ cookiecutter.package_name }}.loop.logs import RunLog
+
+    write = RunLog.write
+
+    def write_then_signal(self, step, logs):  # the signal arrives at step 10, between chunks
+        write(self, step, logs)
+        if step == 10:
+            os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(RunLog, "write", write_then_signal)
+    with pytest.raises(controller.Stop) as stop:
+        train_and_evaluate(make_config("checkpoint.every_steps=20"))
+    assert (stop.value.exit_code, stop.value.step) == (code, 10)
+    assert checkpoint_steps(tmp_path / "run") == [10]  # saved off the cadence, at the signal
+
+
+def test_a_signal_after_training_ended_says_what_was_saved(tmp_path, capsys):
+    from {{ cookiecutter.package_name }} import plot
+    from {{ cookiecutter.package_name }}.cli import run
+    from {{ cookiecutter.package_name }}.train import train
+
+    def slow_plot(run_dir):  # SIGTERM while the curves are drawn, after the last save
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)
+
+    plot_curves = plot.plot_curves
+    plot.plot_curves = slow_plot
+    try:
+        code = run("train", train, [f"run_dir={tmp_path / 'run'}", *SMALL, *small("regression")])
+    finally:
+        plot.plot_curves = plot_curves
+    assert code == 143
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("stopped by SIGTERM after training ended at step 40: its checkpoints")
+    assert "nothing was saved" not in err
+    assert (tmp_path / "run" / "final_metrics.json").is_file()

@@ -170,3 +170,21 @@ def test_a_changed_optimizer_without_run_json_is_refused_not_half_restored(make_
         train_and_evaluate(make_config("optimizer.name=sgd"))
     with pytest.raises(RunError, match="ckpt-20: holds a different model or optimizer"):
         train_and_evaluate(make_config("task.hidden_units=8"))
+
+
+def test_a_run_dir_named_with_pattern_characters_resumes_evaluates_and_exports(
+    make_config, tmp_path, capsys
+):
+    from {{ cookiecutter.package_name }}.evaluate import evaluate
+    from {{ cookiecutter.package_name }}.export import export
+
+    # TensorFlow reads a checkpoint prefix as a glob pattern: this run_dir matched nothing
+    run_dir = f"'{tmp_path / 'exp[1]*{a,b}?'}'"
+    train_and_evaluate(make_config("train.steps=20", run_dir=run_dir))
+    capsys.readouterr()
+    assert train_and_evaluate(make_config(run_dir=run_dir))["step"] == 40
+    err = capsys.readouterr().err
+    assert "ckpt-20; next step 21" in err and "damaged" not in err
+    assert evaluate(make_config(run_dir=run_dir))["step"] == 40
+    exported = export(make_config(run_dir=run_dir))
+    assert sorted(os.listdir(exported)) == ["model.keras", "run.json", "saved_model"]

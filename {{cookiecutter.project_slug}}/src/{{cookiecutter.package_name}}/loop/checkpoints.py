@@ -15,12 +15,16 @@
   missing shard, garbage index) is named in a warning and the next older one is tried.
 * A save that fails (a full disk) removes what it wrote, leaves the pointer on the last complete
   checkpoint and stops the run in one line.
+* Names are names: TensorFlow reads a checkpoint prefix as a glob pattern (a run_dir such as
+  `runs/exp[1]` matched nothing, and its intact checkpoints looked damaged), so a directory
+  holding pattern characters is read through a link with a plain name (`literal_prefix`).
 * Under a multi-worker strategy every worker takes part in a save (it is a collective op), but
   only the chief writes into run_dir; the others write into a temporary directory and delete it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
@@ -67,18 +71,19 @@ class CheckpointKeeper:
         """
         candidates = self.candidates()
         for path in candidates:
-            problem = unreadable_reason(path)
-            if problem:
-                log.warning("checkpoint %s is damaged (%s); trying an older one", path, problem)
-                continue
-            try:
-                status = self.checkpoint.restore(path)
-                status.assert_consumed()  # every saved value used: no partial restore
-            except (AssertionError, ValueError) as error:  # other objects, or other shapes
-                raise RunError(
-                    f"{path}: holds a different model or optimizer than this config "
-                    f"({str(error).splitlines()[0][:160]}); use a new run_dir"
-                ) from None
+            with literal_prefix(path) as readable:
+                problem = unreadable_reason(readable)
+                if problem:
+                    log.warning("checkpoint %s is damaged (%s); trying an older one", path, problem)
+                    continue
+                try:
+                    status = self.checkpoint.restore(readable)
+                    status.assert_consumed()  # every saved value used: no partial restore
+                except (AssertionError, ValueError) as error:  # other objects, or other shapes
+                    raise RunError(
+                        f"{path}: holds a different model or optimizer than this config "
+                        f"({str(error).splitlines()[0][:160]}); use a new run_dir"
+                    ) from None
             return step_of(path)
         if candidates and not allow_fresh_start:
             raise RunError(
@@ -164,6 +169,27 @@ def checkpoint_prefixes(directory: str) -> list[str]:
         if prefix.rsplit("-", 1)[-1].isdigit():
             prefixes.append(prefix)
     return sorted(prefixes, key=step_of, reverse=True)
+
+
+PATTERN_CHARACTERS = frozenset("*?[]{}\\")
+
+
+@contextlib.contextmanager
+def literal_prefix(path: str):
+    """Yields a prefix TensorFlow reads as the checkpoint `path` itself: `path`, or, when its
+    directory's name holds glob characters (`runs/exp[1]`), the same files through a symbolic
+    link with a plain name in a temporary directory (removed afterwards; the files stay)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not PATTERN_CHARACTERS & set(directory):
+        yield path
+        return
+    holder = tempfile.mkdtemp(prefix="ckpt-read-")
+    try:
+        link = os.path.join(holder, "checkpoints")
+        os.symlink(directory, link, target_is_directory=True)
+        yield os.path.join(link, os.path.basename(path))
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)  # unlinks the link, never follows it
 
 
 def unreadable_reason(path: str) -> str | None:

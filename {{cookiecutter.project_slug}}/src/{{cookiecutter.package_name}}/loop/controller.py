@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 
 from ..config import Config
-from ..errors import EXIT_SIGINT, EXIT_SIGTERM, AlreadyDone, Diverged, RunError
+from ..errors import STOP_SIGNALS, AlreadyDone, Diverged, RunError
 from ..tasks.base import Task, make_task
 from .best import BestKeeper
 from .checkpoints import CheckpointKeeper, has_checkpoints
@@ -52,15 +52,16 @@ class Stop(Exception):
 
 
 class _SignalFlag:
-    """Turns SIGTERM / SIGINT into a flag the loop checks between compiled calls."""
+    """Turns every stop signal (SIGTERM, SIGINT, SIGHUP, SIGUSR1) into a flag the loop checks
+    between compiled calls; the exit code is 128 + the signal's number."""
 
     def __init__(self):
         self.exit_code = None
         self._previous = {}
 
     def __enter__(self):
-        for signum, code in ((signal.SIGTERM, EXIT_SIGTERM), (signal.SIGINT, EXIT_SIGINT)):
-            self._previous[signum] = signal.signal(signum, self._handler(code))
+        for signum in (getattr(signal, name) for name in STOP_SIGNALS):
+            self._previous[signum] = signal.signal(signum, self._handler(128 + signum))
         return self
 
     def _handler(self, code):

@@ -58,6 +58,8 @@ from ..config import ConfigError
 from ..data import Arrays, ArraySource, leaves, load_npz, num_rows
 from ..errors import RunError
 
+SPLITS = ("train", "test")
+
 
 @dataclass
 class TaskConfig:
@@ -119,7 +121,7 @@ class Task:
         task's own data."""
         arrays = load_npz(path) if path else self.make_arrays()
         source = self.data_name(path)
-        for split in ("train", "test"):
+        for split in SPLITS:
             x, y = getattr(arrays, f"x_{split}"), getattr(arrays, f"y_{split}")
             rows = {
                 name: len(array)
@@ -141,11 +143,12 @@ class Task:
                 f"{source}: the train split has arrays {sorted(train)} but the test split "
                 f"{sorted(test)}; both splits must have the same arrays"
             )
-        for name, array in train.items():
+        for name, array in train.items():  # `x`, `y`, or `x.<name>`...
             if array.shape[1:] != test[name].shape[1:]:
+                train_name, test_name = (f"{name[0]}_{split}{name[1:]}" for split in SPLITS)
                 raise RunError(
-                    f"{source}: {name}_train examples have shape {array.shape[1:]} but "
-                    f"{name}_test examples {test[name].shape[1:]}; both splits must have "
+                    f"{source}: {train_name} examples have shape {array.shape[1:]} but "
+                    f"{test_name} examples {test[name].shape[1:]}; both splits must have "
                     "the same shape"
                 )
         return self.check_arrays(arrays, source)
