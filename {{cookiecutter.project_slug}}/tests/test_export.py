@@ -109,3 +109,42 @@ def test_package_free_process_and_saved_model_cli_read_the_export(exported, tmp_
     ).stdout
     shape = ", ".join(str(size) for size in (-1, *inputs(cfg).shape[1:]))
     assert f"shape: ({shape})" in shown and "tensorflow/serving/predict" in shown
+
+
+def test_an_interrupted_export_leaves_the_previous_one_whole(make_config, monkeypatch, capsys):
+    cfg = make_config("train.steps=20")
+    train_and_evaluate(cfg)
+    path = export(cfg)
+    before = {name: os.path.getmtime(os.path.join(path, name)) for name in os.listdir(path)}
+    train_and_evaluate(make_config("train.steps=40"))
+
+    def killed(*args, **kwargs):  # Ctrl-C after the model and the SavedModel are written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "copyfile", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export(make_config("train.steps=40"))
+    # the step-20 export, all three parts, and nothing half-written beside it
+    assert {n: os.path.getmtime(os.path.join(path, n)) for n in os.listdir(path)} == before
+    assert not [name for name in os.listdir(cfg.run_dir) if name.startswith(".export")]
+    monkeypatch.undo()
+    capsys.readouterr()
+    export(make_config("train.steps=40"))
+    assert "exported step 40" in capsys.readouterr().out
+    assert sorted(os.listdir(path)) == ["model.keras", "run.json", "saved_model"]
+
+
+def test_an_export_path_taken_by_a_file_is_one_line_and_the_file_stays(
+    make_config, tmp_path, capsys
+):
+    from {{ cookiecutter.package_name }}.cli import run
+
+    train_and_evaluate(make_config("train.steps=20"))
+    (tmp_path / "run" / "export").write_text("notes")
+    assert run("export", export, [f"run_dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == f"error: {tmp_path / 'run' / 'export'}: is a file, not an export directory; move it away"
+    )
+    assert (tmp_path / "run" / "export").read_text() == "notes"

@@ -47,3 +47,15 @@ def test_a_line_cut_short_by_a_kill_does_not_stop_the_plot(make_config, tmp_path
         file.write('{"step": 50, "lo')
     image = tf.io.decode_png(tf.io.read_file(plot_curves(str(tmp_path / "run"))))
     assert image.shape[0] > 300
+
+
+def test_a_picture_that_cannot_be_written_is_one_line_naming_the_path(
+    make_config, tmp_path, capsys
+):
+    from {{ cookiecutter.package_name }}.plot import main
+
+    train_and_evaluate(make_config())
+    (tmp_path / "run" / "curves.png").mkdir()  # a directory where the picture goes
+    assert main([f"run_dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "curves.png" in err and "\n" not in err, err

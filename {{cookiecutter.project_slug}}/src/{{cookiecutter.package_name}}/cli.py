@@ -95,6 +95,9 @@ def execute(main: Callable[[Config], object], cfg: Config) -> int:
     except (RunError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as error:  # a path that cannot be written: permission, space, a file in the way
+        print(f"error: {file_system_refusal(error)}", file=sys.stderr)
+        return EXIT_USAGE
     except Diverged as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_DIVERGED
@@ -106,6 +109,13 @@ def execute(main: Callable[[Config], object], cfg: Config) -> int:
         )
         return stop.exit_code
     return 0
+
+
+def file_system_refusal(error: OSError) -> str:
+    """One line naming the path and the real cause of a failed file operation."""
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    cause = error.strerror or str(error)
+    return f"{' -> '.join(paths)}: {cause}" if paths else cause
 
 
 def objective(cfg: Config) -> float:
