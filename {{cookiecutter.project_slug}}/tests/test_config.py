@@ -55,9 +55,11 @@ def test_every_shipped_group_option_loads(group):
         ("distribute=gpu", "distribute/gpu"),
         ("optimizer.learning_rate=nan", "optimizer.learning_rate=nan: must be a finite"),
         ("train.clip_norm=inf", "train.clip_norm=inf: must be a finite"),
-        ("task=tabular", "task/tabular': choose one of image_classification, regression"),
+        ("task=tabular", "task/tabular': choose one of "),
         ("task.hidden_units=0", "task.hidden_units=0: must be a positive integer"),
         ("task.nonexistent=1", "task.nonexistent"),
+        ("train.steps=3000000000", "train.steps=3000000000: more than the loop can count"),
+        ("checkpoint.every_steps=2147483648", "at most 2147483647"),
     ],
     ids=[
         "negative-batch",
@@ -72,6 +74,8 @@ def test_every_shipped_group_option_loads(group):
         "unknown-task",
         "zero-task-width",
         "unknown-task-key",
+        "steps-beyond-int32",
+        "cadence-beyond-int32",
     ],
 )
 def test_bad_value_is_refused_with_its_key(override, named):

@@ -219,11 +219,29 @@ def check_fields(section, prefix: str) -> None:
             raise ConfigError(f"{key}={value}: must be one of {', '.join(choices)}")
 
 
+COUNTED_KEYS = (
+    "train.steps",
+    "train.steps_per_execution",
+    "train.log_every_steps",
+    "train.batch_size",
+    "eval.every_steps",
+    "eval.batch_size",
+    "checkpoint.every_steps",
+    "profile.stop_step",
+)
+MAX_COUNT = 2**31 - 1
+
+
 def validate(cfg: Config) -> Config:
     """Checks the values Hydra's types cannot; raises `ConfigError` naming the first bad key."""
     check_fields(cfg, "")
     if not cfg.run_dir.strip():
         raise ConfigError("run_dir='': must name a directory")
+    for key in COUNTED_KEYS:  # the loop counts steps and cadences in 32-bit integers
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value > MAX_COUNT:
+            raise ConfigError(f"{key}={value}: more than the loop can count; at most {MAX_COUNT}")
     if not cfg.train.log_every_steps:
         cfg.train.log_every_steps = max(1, min(AUTO_LOG_EVERY_STEPS, cfg.train.steps // 10))
     reason = unsupported_reason(cfg.distribute.strategy, cfg.precision.policy)

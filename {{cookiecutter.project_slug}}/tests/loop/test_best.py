@@ -80,7 +80,8 @@ def test_which_best_without_a_best_checkpoint_is_one_line(make_config):
         evaluate(make_config("checkpoint.which=best"))
 
 
-def test_a_best_metric_the_task_does_not_report_names_the_ones_it_does(make_config):
+def test_a_best_metric_the_task_does_not_report_names_the_ones_it_does(make_config, tmp_path):
     not_reported = pytest.raises(RunError, match="not an evaluation value.*eval_loss, eval_mae")
     with not_reported:
         train_and_evaluate(make_config("checkpoint.best_metric=eval_accuracy"))
+    assert not (tmp_path / "run").exists()  # refused before anything was written

@@ -100,10 +100,22 @@ def train_and_evaluate(cfg: Config) -> dict:
     source = task.source(cfg.data)
     trainer = Trainer(cfg, cluster, task, source)
     trainer.train_steps(training_batches(cfg, cluster, source, 0), tf.constant(0, tf.int32))
+    check_metric_keys(cfg, trainer)
     if cluster.is_chief:
         prepare_run_dir(cfg.run_dir)
     with RunDirLock(cfg.run_dir, enabled=cluster.is_chief):
         return _train(cfg, cluster, task, source, trainer)
+
+
+def check_metric_keys(cfg: Config, trainer: Trainer) -> None:
+    """Config keys that name an evaluation value must name one this task logs: checked before
+    anything is written, not at the first evaluation."""
+    metric = cfg.checkpoint.best_metric
+    if metric and metric not in trainer.eval_names:
+        raise RunError(
+            f"checkpoint.best_metric={metric}: not an evaluation value of task="
+            f"{trainer.task.name}; choose one of {', '.join(trainer.eval_names)}"
+        )
 
 
 def training_batches(cfg: Config, cluster, source, step: int):

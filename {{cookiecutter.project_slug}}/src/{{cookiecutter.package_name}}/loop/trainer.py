@@ -336,13 +336,17 @@ class Trainer:
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset.repeat()))
         return iterator, int(dataset.cardinality())
 
+    @property
+    def eval_names(self) -> list[str]:
+        """What an evaluation logs: `eval_loss` and `eval_<metric>` of each task metric."""
+        return [f"eval_{name}" for name in self.eval_metrics]
+
     def evaluate(self, iterator, num_batches: int) -> dict[str, float]:
         """Held-out loss and metrics over the next `num_batches` batches of `iterator` (one
         pass, from `held_out`; exact over a short last batch). Resetting, the pass and reading
         the results are one compiled call."""
         values = self.evaluate_batches(iterator, tf.constant(num_batches, tf.int32))
-        names = [f"eval_{name}" for name in self.eval_metrics]
-        return dict(zip(names, values.numpy().tolist()))
+        return dict(zip(self.eval_names, values.numpy().tolist()))
 
     # -- logs ----------------------------------------------------------------------------------
     @property
