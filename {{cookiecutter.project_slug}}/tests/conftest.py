@@ -133,18 +133,19 @@ def fresh_keras_state():
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
+def pytest_runtest_makereport(call):
     """A test stopped by an unfinished exercise is an expected failure (xfail), never an error.
 
-    At setup or in the test; for a slow test, also when a program it ran stopped on one (its
-    output is all there is). Once the exercise is written the test runs as usual, and a failing
+    At setup or in the test; also when a command it ran (in a child process, or in-process
+    through `cli.run`, which turns the error into one line and an exit code) stopped on one: its
+    output is all there is. Once the exercise is written the test runs as usual, and a failing
     test that decides an exercise names it.
     """
     report = yield
     if not report.failed:
         return report
     reason = unfinished_exercise(call.excinfo.value if call.excinfo else None)
-    if not reason and item.get_closest_marker("slow"):
+    if not reason:
         output = [report.longreprtext, *(content for _, content in report.sections)]
         reason = unfinished_exercise_in_output("\n".join(output))
     exercise = deciding_exercise(report.nodeid)

@@ -24,9 +24,8 @@ TINY = [
     "train.log_every_steps=5",
     "eval.every_steps=10",
     "checkpoint.every_steps=10",
-    "task.test_size=64",  # keys every shipped task has: the fit section runs on each
+    "task.test_size=64",  # keys every shipped task has (the fit section leaves out the others)
     "task.hidden_units=8",
-    "task.num_blocks=1",
 ]
 RATE = {"median", "min", "max", "runs"}
 
@@ -131,3 +130,11 @@ def test_a_preset_keeps_only_the_task_keys_the_selected_task_has():
     assert digits == ("task.filters=8", "train.batch_size=256")
     sequence = bench.Bench(["task=sequence"], 5).applicable(preset)
     assert sequence == ("task.window=4", "train.batch_size=256")
+
+
+def test_the_fit_section_gives_each_task_the_overrides_it_has_and_leaves_out_the_rest():
+    bench_run = bench.Bench(["task=regression", "task.num_blocks=3", "train.batch_size=16"], 5)
+    regression = bench_run.config(task="regression")
+    assert (regression.task.num_blocks, regression.train.batch_size) == (3, 16)
+    sequence = bench_run.config(task="sequence")  # no num_blocks, and not `task=regression`
+    assert "Sequence" in sequence.task._target_ and sequence.train.batch_size == 16

@@ -63,6 +63,52 @@ def test_a_sweep_runs_every_combination_into_its_own_run_dir_and_summarizes(tmp_
     assert "best: job 0 (optimizer.learning_rate=0.1 seed=0), eval_loss=0.1" in out
 
 
+def test_a_sweep_of_other_overrides_into_a_used_directory_is_refused_before_any_job(
+    tmp_path, capsys
+):
+    ran = []
+
+    def fake_training(cfg):
+        ran.append(cfg.optimizer.learning_rate)
+        os.makedirs(cfg.run_dir, exist_ok=True)
+        with open(os.path.join(cfg.run_dir, "final_metrics.json"), "w") as file:
+            json.dump({"step": 10, "eval_loss": cfg.optimizer.learning_rate}, file)
+
+    sweep = tmp_path / "sweep"
+    first = ["-m", "optimizer.learning_rate=0.1,0.3", f"hydra.sweep.dir={sweep}"]
+    assert run("train", fake_training, first) == 0
+    summary = (sweep / "summary.csv").read_text()
+    capsys.readouterr()
+    second = ["-m", "optimizer.learning_rate=0.5,0.7,0.9", f"hydra.sweep.dir={sweep}"]
+    assert run("train", fake_training, second) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: hydra.sweep.dir={sweep}: already holds a sweep of other overrides "
+        "(optimizer.learning_rate=0.1,0.3; jobs 0..1); give each sweep its own directory, or "
+        "run that sweep's command again to resume it"
+    )
+    assert ran == [0.1, 0.3]  # no job of the second sweep ran
+    assert (sweep / "summary.csv").read_text() == summary
+    # The first sweep's own command resumes it: its jobs run again into their directories.
+    assert run("train", fake_training, first) == 0
+    assert ran == [0.1, 0.3, 0.1, 0.3]
+    assert f"resuming the sweep in {sweep} (jobs 0..1 exist)" in capsys.readouterr().out
+
+
+def test_two_sweeps_started_in_the_same_second_get_different_default_directories():
+    import datetime
+    from importlib import resources
+
+    import yaml
+
+    config = resources.files(f"{PACKAGE}.conf").joinpath("config.yaml").read_text()
+    pattern = yaml.safe_load(config)["hydra"]["sweep"]["dir"]  # sweeps/${now:<format>}
+    assert pattern.startswith("sweeps/${now:") and pattern.endswith("}")
+    time_format = pattern[len("sweeps/${now:") : -1]
+    same_second = [datetime.datetime(2026, 1, 1, 12, 0, 0, micro) for micro in (1, 2)]
+    assert len({moment.strftime(time_format) for moment in same_second}) == 2
+
+
 def test_a_failed_job_is_a_row_of_its_own_and_the_best_is_among_the_others(tmp_path):
     for job, final in enumerate([{"eval_loss": 0.5}, None, {"eval_loss": 0.2}]):
         (tmp_path / str(job)).mkdir()

@@ -182,27 +182,33 @@ class Bench:
             [
                 *([f"task={task}"] if task else []),
                 *first,
-                *self.overrides,
+                *(self.applicable(self.overrides, task) if task else self.overrides),
                 *extra,
                 f"train.steps={steps or self.steps}",
                 "run_dir=unused",
             ]
         )
 
-    def applicable(self, preset: tuple[str, ...]) -> tuple[str, ...]:
-        """The overrides of `preset` the selected task has: a `task.<key>` its config lacks is
-        left out, so every preset runs on every task (the wide preset widens what it can)."""
+    def applicable(self, overrides, task: str | None = None) -> tuple[str, ...]:
+        """The `overrides` that `task` (default: the selected task) can take: a `task.<key>`
+        its config lacks is left out, and so is a `task=` choice when `task` is given, so every
+        preset and the command line's overrides run on every task (the wide preset widens what
+        it can)."""
         import dataclasses
 
+        from .config import load_config
         from .tasks.base import task_class
 
-        config_class = task_class(self.base.task._target_).config_class
-        keys = {field.name for field in dataclasses.fields(config_class)}
-        return tuple(
-            override
-            for override in preset
-            if not override.startswith("task.") or override.split("=")[0][5:] in keys
-        )
+        target = load_config([f"task={task}"]).task._target_ if task else self.base.task._target_
+        keys = {field.name for field in dataclasses.fields(task_class(target).config_class)}
+
+        def applies(override: str) -> bool:
+            key = override.split("=")[0].lstrip("+~")
+            if key == "task":
+                return task is None
+            return not key.startswith("task.") or key[len("task.") :] in keys
+
+        return tuple(override for override in overrides if applies(override))
 
     def loop(self, cfg) -> dict:
         """Runs the training command once into a temporary run_dir; its two rates."""

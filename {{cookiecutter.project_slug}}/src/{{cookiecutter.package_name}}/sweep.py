@@ -13,16 +13,37 @@ import csv
 import json
 import math
 import os
+import sys
 
 import yaml
 from hydra.experimental.callback import Callback
+
+from .errors import EXIT_USAGE
+
+
+def job_directories(sweep_dir: str) -> list[str]:
+    """The names of the job directories of a sweep (`0`, `1`...)."""
+    return [
+        name
+        for name in os.listdir(sweep_dir)
+        if name.isdigit() and os.path.isdir(os.path.join(sweep_dir, name))
+    ]
+
+
+def recorded_overrides(sweep_dir: str) -> list[str] | None:
+    """The command-line overrides of the sweep that wrote `sweep_dir` (Hydra's
+    `multirun.yaml`), or None where there is no readable record."""
+    try:
+        with open(os.path.join(sweep_dir, "multirun.yaml"), encoding="utf-8") as f:
+            return list(yaml.safe_load(f)["hydra"]["overrides"]["task"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
 
 
 def job_rows(sweep_dir: str) -> list[dict]:
     """One row per job directory of the sweep, in job order."""
     rows = []
-    jobs = [name for name in os.listdir(sweep_dir) if name.isdigit()]
-    for name in sorted(jobs, key=int):
+    for name in sorted(job_directories(sweep_dir), key=int):
         directory = os.path.join(sweep_dir, name)
         try:
             with open(os.path.join(directory, ".hydra", "overrides.yaml"), encoding="utf-8") as f:
@@ -91,7 +112,33 @@ def _plot(rows: list[dict], metric: str, path: str) -> None:
 
 
 class SweepSummary(Callback):
-    """Hydra callback (configured in `conf/config.yaml`) that summarizes a finished sweep."""
+    """Hydra callback (configured in `conf/config.yaml`) that summarizes a finished sweep.
+
+    A sweep directory belongs to one sweep: the same command run again resumes it (each job
+    resumes its own run directory), but a sweep with other overrides into a directory that
+    already holds jobs is refused in one line before any job runs (its jobs would resume the
+    old jobs' checkpoints and the summary would report the old results under the new labels).
+    The default directory is time-stamped to the microsecond, so two sweeps started in the same
+    second differ.
+    """
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        sweep_dir = config.hydra.sweep.dir
+        taken = sorted(job_directories(sweep_dir), key=int) if os.path.isdir(sweep_dir) else []
+        if not taken:
+            return
+        previous = recorded_overrides(sweep_dir)
+        if previous == list(config.hydra.overrides.task):
+            print(f"resuming the sweep in {sweep_dir} (jobs {taken[0]}..{taken[-1]} exist)")
+            return
+        shown = " ".join(previous) if previous is not None else "unknown overrides"
+        print(
+            f"error: hydra.sweep.dir={sweep_dir}: already holds a sweep of other overrides "
+            f"({shown}; jobs {taken[0]}..{taken[-1]}); give each sweep its own directory, or run "
+            "that sweep's command again to resume it",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_USAGE)
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = config.hydra.sweep.dir

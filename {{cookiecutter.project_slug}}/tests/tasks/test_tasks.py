@@ -74,8 +74,10 @@ def test_task_data_is_deterministic_from_the_seed(task):
     assert any(not np.array_equal(leaves[0][name], leaves[2][name]) for name in leaves[0])
 
 
-def cut(nest, rows=slice(None), features=slice(None)):
-    return map_arrays(lambda a: a[rows][:, features] if features != slice(None) else a[rows], nest)
+def cut(nest, rows=None, features=None):
+    """Every array of `nest` cut to `rows` (a slice) and, if given, its features to `features`."""
+    rows = slice(None) if rows is None else rows
+    return map_arrays(lambda a: a[rows] if features is None else a[rows][:, features], nest)
 
 
 @pytest.mark.parametrize(
