@@ -5,6 +5,7 @@ its `src/` over the exercises kit must finish every exercise.
 """
 
 import ast
+import importlib.util
 import re
 import shutil
 import sys
@@ -92,6 +93,19 @@ def test_exercises_kit_differs_only_where_the_exercises_are(kits):
     assert changed == sorted(path for path, text in exercises.items() if RAISED.search(text))
     for path in changed:  # the docstrings, with their guidance, stay
         assert docstrings(solutions[path]) == docstrings(exercises[path]), path
+
+
+def test_every_curated_mutant_applies_exactly_once_to_the_solutions(kits):
+    # `make mutants` skips a mutant whose original text is not there (a student's wording);
+    # against the reference it must apply, or the curated list has gone stale.
+    tools = kits["solutions"] / "tools" / "mutants.py"
+    spec = importlib.util.spec_from_file_location("solutions_mutants", tools)
+    mutants = importlib.util.module_from_spec(spec)
+    sys.modules["solutions_mutants"] = mutants  # a dataclass looks its module up there
+    spec.loader.exec_module(mutants)
+    assert len(mutants.MUTANTS) >= 58
+    stale = [problem for problem in mutants.problems_of(mutants.MUTANTS) if problem]
+    assert not stale, stale
 
 
 def test_check_reset_of_every_exercise_turns_the_solutions_into_the_exercises_kit(kits, tmp_path):

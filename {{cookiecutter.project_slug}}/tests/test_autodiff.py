@@ -50,3 +50,11 @@ def test_custom_gradient_scales_the_upstream_gradient():
         tape.watch(z)
         value = tf.reduce_sum(3.0 * stable_softplus(z))
     np.testing.assert_allclose(tape.gradient(value, z), [1.5, 3.0])
+
+
+@pytest.mark.parametrize("z", [-30.0, -60.0])
+def test_stable_softplus_keeps_the_tiny_values_of_very_negative_inputs(z):
+    # softplus(z) ~ exp(z) there: log(1 + exp(z)) rounds 1 + exp(z) to 1 and returns 0.
+    got = float(stable_softplus(tf.constant(z)))
+    assert got == pytest.approx(float(np.log1p(np.exp(np.float64(z)))), rel=1e-5)
+    assert got > 0

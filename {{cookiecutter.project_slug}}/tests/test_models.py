@@ -194,3 +194,14 @@ def test_classifier_config_round_trip_and_bad_arguments():
         ConvClassifier(num_classes=1)
     with pytest.raises(ValueError, match="Received: filters=0"):
         ConvClassifier(filters=0)
+
+
+def test_training_noise_is_added_after_the_input_projection():
+    # With a zero projection, noise on the raw inputs would vanish in the projection; the
+    # docstring's order (projection, then noise) keeps it.
+    model = make_model(noise_stddev=0.5, num_blocks=0)
+    model(INPUTS)
+    projection = model.input_projection
+    projection.set_weights([np.zeros_like(w.numpy()) for w in projection.weights])
+    noisy = [keras.ops.convert_to_numpy(model(INPUTS, training=True)) for _ in range(2)]
+    assert not np.array_equal(noisy[0], noisy[1])

@@ -305,6 +305,157 @@ MUTANTS = (
         "gradients, grad_norm = self.modify_gradients(gradients, 1.0)",
         "clips and reports the scaled gradients under float16",
     ),
+    Mutant(
+        "initializer",
+        "components/initializers.py",
+        "keras.random.normal(shape, stddev=_glorot_stddev(shape, 1.0), dtype=dtype)",
+        "keras.random.normal(shape, stddev=math.sqrt(2.0 / (shape[0] + shape[-1])), dtype=dtype)",
+        "fans from the first and last axes alone: wrong for convolution kernels",
+    ),
+    Mutant(
+        "initializer",
+        "components/initializers.py",
+        "keras.random.normal(shape, stddev=_glorot_stddev(shape, 1.0), dtype=dtype)",
+        "keras.random.normal(shape, stddev=_glorot_stddev(shape, 1.0), dtype=dtype, seed=0)",
+        "the function draws with seed=0: every kernel of a shape is the same",
+    ),
+    Mutant(
+        "constraint",
+        "components/constraints.py",
+        "ops.maximum(weights, ops.cast(self.min_value, weights.dtype))",
+        "ops.maximum(weights, ops.convert_to_tensor(self.min_value))",
+        "the floor not cast: float16 and bfloat16 weights come back float32",
+    ),
+    Mutant(
+        "loss",
+        "components/losses.py",
+        "ops.mean(ops.where(abs_error < threshold, squared, linear), axis=-1)",
+        "ops.mean(ops.where(abs_error < threshold, squared, linear), axis=1)",
+        "the mean over axis 1, not the last (wrong for (batch, ..., d))",
+    ),
+    Mutant(
+        "loss",
+        "components/losses.py",
+        "    y_pred = ops.convert_to_tensor(y_pred)\n    y_true = ops.cast(y_true, y_pred.dtype)",
+        "    y_true = ops.convert_to_tensor(y_true)\n    y_pred = ops.cast(y_pred, y_true.dtype)",
+        "casts the predictions to the targets' dtype (integer targets truncate them)",
+    ),
+    Mutant(
+        "metric",
+        "components/metrics.py",
+        "return ops.divide_no_nan(self.total, self.count)",
+        "return self.total / ops.maximum(self.count, 1.0)",
+        "total / max(count, 1): weights summing below 1 give the wrong mean",
+    ),
+    Mutant(
+        "dense_layer",
+        "components/layers/dense.py",
+        "input_dim = input_shape[-1]",
+        "input_dim = input_shape[1]",
+        "the input size from axis 1 (inputs of rank 3 and more break)",
+    ),
+    Mutant(
+        "dense_layer",
+        "components/layers/dense.py",
+        "if self.use_bias:",
+        "if self.units:",
+        "use_bias=False ignored",
+    ),
+    Mutant(
+        "dense_layer",
+        "components/layers/dense.py",
+        "        self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: input_dim})\n",
+        "",
+        "no input_spec: inputs of another size reach the matmul",
+    ),
+    Mutant(
+        "dense_layer",
+        "components/layers/dense.py",
+        '            "use_bias": self.use_bias,\n',
+        "",
+        "get_config without use_bias: a rebuilt layer grows a bias",
+    ),
+    Mutant(
+        "dense_layer",
+        "components/layers/dense.py",
+        '            "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),\n',
+        "",
+        "get_config without kernel_constraint: a rebuilt layer stops clipping",
+    ),
+    Mutant(
+        "residual_block",
+        "components/layers/residual.py",
+        "return inputs + outputs",
+        "return self.activation(inputs + outputs)",
+        "the activation after the skip connection (a -5 becomes 0)",
+    ),
+    Mutant(
+        "residual_block",
+        "components/layers/residual.py",
+        '            "seed": self.seed,\n',
+        "",
+        "get_config without seed: a rebuilt block draws other kernels",
+    ),
+    Mutant(
+        "model",
+        "models/residual_regressor.py",
+        "hidden = self.input_projection(inputs)\n"
+        "        hidden = self.noise(hidden, training=training)",
+        "hidden = self.input_projection(self.noise(inputs, training=training))",
+        "the noise on the raw inputs, before the projection",
+    ),
+    Mutant(
+        "custom_gradient",
+        "autodiff.py",
+        "tf.math.log1p(tf.exp(-tf.abs(z)))",
+        "tf.math.log(1.0 + tf.exp(-tf.abs(z)))",
+        "log(1 + exp(-|z|)) for log1p: softplus(-30) becomes 0",
+    ),
+    Mutant(
+        "train_step",
+        "loop/trainer.py",
+        'self.train_metrics["grad_norm"].update_state(grad_norm)',
+        'self.train_metrics["grad_norm"].update_state(\n'
+        "            tf.linalg.global_norm(gradients) / loss_scale\n"
+        "        )",
+        "logs the norm of the clipped gradients",
+    ),
+    Mutant(
+        "train_step",
+        "loop/trainer.py",
+        'self.train_metrics["loss"].update_state(per_example + model_loss)',
+        'self.train_metrics["loss"].update_state(loss)',
+        "logs the replica's share of the loss (halved on 2 replicas)",
+    ),
+    Mutant(
+        "train_step",
+        "loop/trainer.py",
+        'self.train_metrics["loss"].update_state(per_example + model_loss)',
+        'self.train_metrics["loss"].update_state(\n'
+        "            per_example + tf.nn.scale_regularization_loss(model_loss)\n"
+        "        )",
+        "logs the scaled regularization (halved on 2 replicas)",
+    ),
+    Mutant(
+        "train_step",
+        "loop/trainer.py",
+        "for metric in self.task_train_metrics:\n"
+        "            metric.update_state(targets, predictions)",
+        "for metric in self.task_train_metrics:\n"
+        "            metric.update_state(predictions, targets)",
+        "the train metrics' arguments swapped (classifier accuracy 0)",
+    ),
+    Mutant(
+        "train_step",
+        "loop/trainer.py",
+        "scaled_loss = first.scale_loss(loss) if self.loss_scaled else loss",
+        "scaled_loss = (\n"
+        "                first.scale_loss(tf.reduce_mean(per_example) + model_loss)\n"
+        "                if self.loss_scaled\n"
+        "                else loss\n"
+        "            )",
+        "float16: the loss scale applied to a local mean (the update doubled on 2 replicas)",
+    ),
 )
 
 
@@ -368,14 +519,23 @@ def main(argv=None) -> int:
     parser.add_argument("--only", help="the mutants of this exercise only")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per mutant")
     args = parser.parse_args(argv)
-    stale = [problem for problem in problems_of(MUTANTS) if problem]
-    if stale:
-        print("error: mutants written for the solutions no longer apply:", *stale, sep="\n  ")
-        return 2
-    chosen = [m for m in MUTANTS if args.only in (None, m.exercise)]
-    if not chosen:
+    if args.only and args.only not in {m.exercise for m in MUTANTS}:
         print(f"error: --only={args.only}: no mutant of that exercise")
         return 2
+    problems = problems_of(MUTANTS)
+    stale = [problem for problem in problems if problem]
+    if stale:  # a student's (or researcher's) own wording, or an exercise not written yet
+        print(
+            f"{len(stale)} mutants skipped: each is written against the solutions kit's "
+            "wording, and this code is worded otherwise (or not written yet):",
+            *stale,
+            sep="\n  ",
+        )
+    applicable = [m for m, problem in zip(MUTANTS, problems) if problem is None]
+    chosen = [m for m in applicable if args.only in (None, m.exercise)]
+    if not chosen:
+        print("no mutant applies here: nothing to run")
+        return 0
     survivors, begun = [], time.perf_counter()
     for mutant in chosen:
         caught, seconds = run(mutant, args.timeout)

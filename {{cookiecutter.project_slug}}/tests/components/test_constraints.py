@@ -44,3 +44,14 @@ def test_constraints_round_trip_through_keras_serialization():
 def test_positive_weights_rejects_negative_floor():
     with pytest.raises(ValueError, match="Received: min_value=-1"):
         PositiveWeights(min_value=-1)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_the_floor_keeps_the_weights_dtype(dtype):
+    # An uncast float32 floor would promote float16 / bfloat16 weights to float32.
+    weights = keras.ops.convert_to_tensor([-1.0, 2.0], dtype=dtype)
+    for constraint in (PositiveWeights(0.5), PositiveWeights(), positive_weights):
+        clipped = constraint(weights)
+        assert keras.backend.standardize_dtype(clipped.dtype) == dtype
+    floor = keras.ops.convert_to_numpy(keras.ops.cast(PositiveWeights(0.5)(weights), "float32"))
+    assert floor.tolist() == [0.5, 2.0]

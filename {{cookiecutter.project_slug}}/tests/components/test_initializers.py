@@ -66,3 +66,28 @@ def test_initializers_round_trip_through_keras_serialization():
 def test_initializer_rejects_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         GlorotNormalGain(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(3, 3, 16, 32), (5, 32, 48)],
+    ids=["conv2d_kernel", "conv1d_kernel"],
+)
+def test_convolution_kernels_count_the_receptive_field_in_both_fans(shape):
+    # Keras' fans for a kernel (..., in, out): in x receptive field and out x receptive field.
+    # Fans read from the first and last axes alone (3 and 32) give 0.24 for (3, 3, 16, 32),
+    # not sqrt(2 / (48 * 9)) = 0.068.
+    receptive_field = math.prod(shape[:-2])
+    fans = (shape[-2] + shape[-1]) * receptive_field
+    expected = math.sqrt(2.0 / fans)
+    assert float(np.std(glorot_normal_gain(shape))) == pytest.approx(expected, rel=0.06)
+    assert float(np.std(GlorotNormalGain(gain=1.5, seed=4)(shape))) == pytest.approx(
+        1.5 * expected, rel=0.06
+    )
+
+
+def test_the_function_initializer_draws_new_values_at_every_call():
+    # A fixed seed inside the function would give every kernel of a shape the same values.
+    keras.utils.set_random_seed(0)
+    first, second = glorot_normal_gain((8, 8)), glorot_normal_gain((8, 8))
+    assert not np.allclose(first, second)

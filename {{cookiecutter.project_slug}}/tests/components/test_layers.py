@@ -221,3 +221,57 @@ def test_sum_and_product_matches_hand_computed_values():
 def test_layers_reject_invalid_arguments(make_layer, message):
     with pytest.raises(ValueError, match=message):
         make_layer()
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4), (2, 5, 3, 4)], ids=["rank3", "rank4"])
+def test_custom_dense_maps_the_last_axis_of_inputs_of_any_rank(shape):
+    # (batch, ..., d) -> (batch, ..., units), each position by the same kernel: the input size
+    # comes from the last axis (input_shape[1] would build a (3, units) kernel here).
+    inputs = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    layer = CustomDense(2, kernel_initializer=GlorotNormalGain(seed=0))
+    outputs = keras.ops.convert_to_numpy(layer(inputs))
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in layer.weights)
+    assert kernel.shape == (4, 2) and outputs.shape == (*shape[:-1], 2)
+    np.testing.assert_allclose(outputs, inputs @ kernel + bias, rtol=1e-5, atol=1e-6)
+
+
+def test_custom_dense_without_bias_has_no_bias_and_adds_nothing():
+    layer = CustomDense(2, kernel_initializer="ones", use_bias=False)
+    outputs = keras.ops.convert_to_numpy(layer(np.array([[1.0, 2.0]], np.float32)))
+    assert layer.bias is None and [w.name for w in layer.weights] == ["kernel"]
+    assert outputs.tolist() == [[3.0, 3.0]]
+
+
+def test_custom_dense_refuses_inputs_of_another_size_once_built():
+    layer = CustomDense(2)
+    layer(np.ones((1, 3), np.float32))
+    with pytest.raises(ValueError, match="expected axis -1 of input shape to have value 3"):
+        layer(np.ones((1, 4), np.float32))
+
+
+def test_custom_dense_rebuilt_from_its_config_keeps_bias_choice_and_constraint():
+    # A key missing from get_config is lost silently: the rebuilt layer grows a bias or stops
+    # clipping its kernel.
+    layer = CustomDense(2, use_bias=False, kernel_constraint=PositiveWeights(0.5))
+    rebuilt = CustomDense.from_config(layer.get_config())
+    rebuilt.build((None, 3))
+    assert rebuilt.bias is None and len(rebuilt.weights) == 1
+    clipped = rebuilt.kernel.constraint(keras.ops.convert_to_tensor([[-1.0, 2.0]]))
+    assert keras.ops.convert_to_numpy(clipped).tolist() == [[0.5, 2.0]]
+
+
+def test_residual_block_adds_the_skip_after_the_activation_not_before():
+    # f(x) = 0 (zero kernels): the block returns x itself, negative entries included; an
+    # activation applied after the skip would turn -5 into relu(-5) = 0.
+    block = ResidualBlock(3, kernel_initializer="zeros", activation="relu")
+    outputs = block(np.array([[-5.0, 0.0, 2.0]], np.float32))
+    assert keras.ops.convert_to_numpy(outputs).tolist() == [[-5.0, 0.0, 2.0]]
+
+
+def test_residual_block_rebuilt_from_its_config_draws_the_same_kernels():
+    block = ResidualBlock(4, kernel_initializer=GlorotNormalGain(), seed=7)
+    block.build((None, 4))
+    rebuilt = ResidualBlock.from_config(block.get_config())
+    rebuilt.build((None, 4))
+    for original, copy in zip(block.weights, rebuilt.weights):
+        np.testing.assert_array_equal(copy.numpy(), original.numpy())

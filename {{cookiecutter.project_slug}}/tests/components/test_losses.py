@@ -110,3 +110,19 @@ def test_sparse_cross_entropy_loss_reduces_over_the_batch_and_round_trips():
 def test_sparse_cross_entropy_rejects_smoothing_outside_zero_to_one():
     with pytest.raises(ValueError, match="Received: label_smoothing=1.0"):
         SparseCrossEntropy(label_smoothing=1.0)
+
+
+def test_huber_takes_the_mean_over_the_last_axis_of_higher_rank_inputs():
+    # (batch=2, time=3, d=2): one loss per (sample, time step), the mean over d only.
+    errors = np.arange(12, dtype=np.float32).reshape(2, 3, 2) / 4.0
+    got = keras.ops.convert_to_numpy(huber(np.zeros_like(errors), errors))
+    per_element = np.where(errors < 1.0, 0.5 * errors**2, errors - 0.5)
+    assert got.shape == (2, 3)
+    np.testing.assert_allclose(got, per_element.mean(axis=-1), rtol=1e-6)
+
+
+def test_huber_casts_integer_targets_to_the_predictions_not_the_reverse():
+    # Predictions cast to int32 targets would truncate 1.5 to 1 (a loss of 0).
+    targets = np.array([[1], [1]], dtype=np.int32)
+    got = huber(targets, np.array([[1.5], [4.0]], dtype=np.float32), threshold=2.0)
+    assert keras.ops.convert_to_numpy(got).tolist() == [0.125, 4.0]

@@ -72,3 +72,13 @@ def test_streaming_accuracy_round_trips_through_keras_serialization():
     metric = StreamingAccuracy(name="top1")
     revived = keras.metrics.deserialize(keras.metrics.serialize(metric))
     assert type(revived) is StreamingAccuracy and revived.name == "top1"
+
+
+def test_streaming_mae_divides_by_weights_that_sum_below_one():
+    # total / max(count, 1) would report 1.0 here: (0.25 * 1 + 0.25 * 3) / 0.5 = 2.0
+    metric = StreamingMAE()
+    metric.update_state([[0.0], [0.0]], [[1.0], [3.0]], sample_weight=[0.25, 0.25])
+    assert float(metric.result()) == pytest.approx(2.0)
+    accuracy = StreamingAccuracy()
+    accuracy.update_state([0, 1], [[0.9, 0.1], [0.9, 0.1]], sample_weight=[0.1, 0.3])
+    assert float(accuracy.result()) == pytest.approx(0.25)  # 0.1 of 0.4

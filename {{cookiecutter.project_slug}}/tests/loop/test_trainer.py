@@ -159,15 +159,64 @@ def test_the_step_runs_the_model_in_training_mode(make_config):
     assert trainer.collect_train_logs()["reconstruction_loss"] > 0
 
 
-def test_the_loss_metric_records_each_examples_loss_plus_the_models_own(make_config):
-    cfg = make_config(*noise_free("regression"), "task.l1=0.001", task="regression")
+TWO_REPLICAS = ("distribute=mirrored", "distribute.cpu_devices=2")
+REPLICAS = pytest.mark.parametrize("replicas", [(), TWO_REPLICAS], ids=["one_device", "two"])
+
+
+def reference_step(trainer, batch):
+    """The logged values one step must report, computed eagerly on the whole batch: the mean
+    of each example's loss plus the model's own losses, each task metric of the predictions,
+    and the norm of the unclipped gradient."""
+    inputs, targets = batch
+    with tf.GradientTape() as tape:
+        predictions = trainer.model(inputs, training=True)
+        loss = tf.reduce_mean(trainer.loss_fn(targets, predictions)) + own_losses(trainer.model)
+    logs = {"loss": float(loss)}
+    logs["grad_norm"] = float(tf.linalg.global_norm(tape.gradient(loss, trainer.variables)))
+    for metric in task_metrics(trainer.task, trainer.loss_fn):
+        metric.update_state(targets, predictions)
+        logs[metric.name] = float(metric.result())
+    return logs
+
+
+@REPLICAS
+def test_the_logged_loss_metrics_and_gradient_norm_are_the_global_batchs_under_clipping(
+    make_config, task, replicas
+):
+    # The loss metric records each example's loss plus the model's own (unscaled: not the
+    # replica's share, not the scaled regularization); the task metrics take (targets,
+    # predictions) in that order; grad_norm is the norm before clipping, of the summed
+    # gradient; and the clipped update is at most clip_norm, on one device as on two replicas.
+    cfg = make_config(
+        *ONE_SGD_STEP, *noise_free(task), "train.clip_norm=0.001", *replicas, task=task
+    )
     trainer, batches = trainer_and_batches(cfg)
-    inputs, targets = first_batch(cfg)
-    predictions = trainer.model(inputs, training=True)
-    own = float(own_losses(trainer.model))
-    expected = float(tf.reduce_mean(trainer.loss_fn(targets, predictions))) + own
+    expected = reference_step(trainer, first_batch(cfg))
+    before = snapshot(trainer.variables)
     trainer.train_steps(batches, tf.constant(1))
-    assert trainer.collect_train_logs()["loss"] == pytest.approx(expected, rel=1e-5)
+    logs = trainer.collect_train_logs()
+    for name, value in expected.items():
+        assert logs[name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+    assert expected["grad_norm"] > 0.01  # far above clip_norm: clipping is at work
+    moved = [b - v.numpy() for b, v in zip(before, trainer.variables) if v.constraint is None]
+    assert np.sqrt(sum((m**2).sum() for m in moved)) <= LEARNING_RATE * 0.001 * (1 + 1e-4)
+
+
+@REPLICAS
+def test_float16_takes_the_step_of_float32_on_one_device_and_on_two_replicas(make_config, replicas):
+    # The loss scale applies to the global-batch loss: scaling a replica's local mean instead
+    # doubles the update on 2 replicas. Measured on the one layer no constraint clips.
+    changes = {}
+    for policy in ("float32", "mixed_float16"):
+        cfg = make_config(
+            *ONE_SGD_STEP, *noise_free("regression"), f"precision={policy}", *replicas
+        )
+        trainer, _, change = sgd_change(cfg)
+        output = [c for v, c in zip(trainer.variables, change) if "output" in v.path]
+        changes[policy] = np.sqrt(sum((c**2).sum() for c in output))
+    assert changes["float32"] > 0
+    # float16 rounds each of the step's many operations to 2**-11: 5% holds, a doubling fails.
+    assert changes["mixed_float16"] == pytest.approx(changes["float32"], rel=0.05)
 
 
 def test_clip_norm_bounds_the_size_of_an_update(make_config):

@@ -45,7 +45,8 @@ class PositiveWeights(keras.constraints.Constraint):
         min_value: Non-negative float floor; 0 gives `positive_weights`.
 
     Exercise `constraint`, second part: `__call__` returns the weights clipped from below at
-    `min_value`, cast to the weights' dtype. The optimizer calls it after every update.
+    `min_value`, the floor cast to the weights' dtype first, so that float16 or bfloat16 weights
+    come back in their own dtype. The optimizer calls it after every update.
 
     Example:
 

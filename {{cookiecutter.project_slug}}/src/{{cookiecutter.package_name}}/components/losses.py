@@ -28,7 +28,8 @@ def huber(y_true, y_pred, threshold=1.0):
         Per-sample losses, shape `(batch, ...)`.
 
     Exercise `loss` (a custom loss function; `HuberLoss.call` calls it): convert `y_pred` to a
-    tensor and cast `y_true` to its dtype; with ``e = y_true - y_pred`` take ``0.5 * e**2`` where
+    tensor and cast `y_true` to its dtype (never the reverse: integer targets would truncate
+    the predictions); with ``e = y_true - y_pred`` take ``0.5 * e**2`` where
     ``|e| < threshold`` and ``threshold * |e| - 0.5 * threshold**2`` elsewhere (`ops.where`),
     then the mean over the last axis.
 

@@ -193,9 +193,16 @@ class Trainer:
     def modify_gradients(self, gradients, loss_scale):
         """Clips to `train.clip_norm` (of the unscaled gradients); edit to change gradients.
 
-        Under a strategy this sees one replica's gradients, before they are summed.
+        Under a strategy this sees one replica's gradients, before they are summed. The norm
+        is that of their sum, the global batch's gradient (one more all-reduce of the gradients
+        on several replicas), so the logged `grad_norm` and the clipped update are the same
+        whatever the number of replicas; each replica's share is scaled by the same factor.
         """
-        norm = tf.linalg.global_norm(gradients) / loss_scale
+        context = tf.distribute.get_replica_context()
+        summed = gradients
+        if context is not None and context.num_replicas_in_sync > 1:
+            summed = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        norm = tf.linalg.global_norm(summed) / loss_scale
         if self.cfg.train.clip_norm:
             gradients, _ = tf.clip_by_global_norm(
                 gradients, self.cfg.train.clip_norm * loss_scale, use_norm=norm * loss_scale
@@ -210,11 +217,13 @@ class Trainer:
         `self.loss_fn(targets, predictions)` (it casts the predictions to float32; with named
         outputs it sums the weighted loss of each), average them over the GLOBAL batch
         (`tf.nn.compute_average_loss` with `self.global_batch_size`, not a per-replica mean) and
-        add the sum of the model's own losses (`self.model.losses`, cast to float32) passed
+        add the sum of the model's own losses (`self.model.losses`, each cast to float32; 0.0
+        for a model without any, where `tf.add_n([])` would fail) passed
         through `tf.nn.scale_regularization_loss` (so that replicas do not count them twice);
         under `self.loss_scaled` (float16), differentiate the first optimizer's
-        `scale_loss(loss)` instead of `loss`. Differentiate with respect to `self.variables`;
-        pass the gradients to `self.modify_gradients` with the loss scale
+        `scale_loss(loss)` instead of `loss` (`first = self.optimizers[0]`, the optimizer
+        itself, also behind a gradient accumulator). Differentiate with respect to
+        `self.variables`; pass the gradients to `self.modify_gradients` with the loss scale
         (`tf.cast(first.scale_loss(1.0), tf.float32)` under float16, else `1.0`), so that
         clipping and `grad_norm` see unscaled gradients; give each optimizer of `self.groups`
         its slice of the gradients, in order. Then update `self.train_metrics["loss"]` with

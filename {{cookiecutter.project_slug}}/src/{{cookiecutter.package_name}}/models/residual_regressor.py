@@ -49,8 +49,9 @@ class ResidualRegressor(keras.Model):
     Returns:
         Predictions of shape `(batch, output_units)`, always float32.
 
-    Exercise `model` (a subclassed model: `call`): run `input_projection`, `noise` (pass
-    `training` on), every block of `self.blocks` and `output_layer`. Reconstruct the inputs from
+    Exercise `model` (a subclassed model: `call`): run `input_projection` on the inputs, then
+    `noise` on its output (pass `training` on; the noise perturbs the projected features, not
+    the raw inputs), every block of `self.blocks` and `output_layer`. Reconstruct the inputs from
     the last hidden features with `reconstruction_head`; add
     ``reconstruction_weight * mean((reconstruction - inputs)**2)``, computed in float32, with
     `self.add_loss`, and update `reconstruction_tracker` with it only when `training`.
