@@ -83,6 +83,8 @@ def write_starter_kit(answers, source_root="src"):
         path.write_text("".join(keep_imports(lines) if exercises else lines), encoding="utf-8")
     if exercises:
         os.replace("README.exercises.md", "README.md")
+    else:  # GitHub Classroom's autograder: one test per exercise, `check NAME` for each
+        remove(os.path.join(".github", "classroom"))
     remove("README.exercises.md")
 
 

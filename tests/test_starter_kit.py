@@ -6,6 +6,7 @@ its `src/` over the exercises kit must finish every exercise.
 
 import ast
 import importlib.util
+import json
 import re
 import shutil
 import sys
@@ -64,11 +65,23 @@ def test_both_kits_have_the_same_files_and_no_marker_comments(kits):
         sorted(p.relative_to(kits[k]).as_posix() for p in kits[k].rglob("*"))
         for k in ("solutions", "exercises")
     )
-    assert solutions == exercises
-    assert "README.exercises.md" not in solutions
+    classroom = ".github/classroom/autograding.json"  # the exercises kit's autograder only
+    assert solutions == [path for path in exercises if not path.startswith(".github/classroom")]
+    assert classroom in exercises and "README.exercises.md" not in solutions
     for kit in kits.values():
         for path, text in sources(kit).items():
             assert not MARKER.search(text), path
+
+
+def test_the_classroom_autograder_grades_each_exercise_of_the_check_table_with_check_name(kits):
+    texts = sources(kits["exercises"])
+    table = TABLE_NAME.findall(texts[f"src/{PACKAGE}/check.py"])
+    path = kits["exercises"] / ".github" / "classroom" / "autograding.json"
+    tests = json.loads(path.read_text(encoding="utf-8"))["tests"]
+    assert [test["run"] for test in tests] == [f"python -m {PACKAGE}.check {n}" for n in table]
+    assert [test["name"] for test in tests] == [f"{i} {n}" for i, n in enumerate(table, 1)]
+    assert tests[0]["setup"] == "pip install -e '.[dev]'"
+    assert all(test["points"] == 1 and test["comparison"] == "included" for test in tests)
 
 
 def test_solutions_kit_raises_no_exercise(kits):

@@ -166,3 +166,66 @@ def test_training_with_an_unfinished_exercise_is_one_line_and_writes_nothing(
     assert re.fullmatch(r"error: Exercise \w+: not written yet \([^)]*\); `make check` .*\n", err)
     assert "\x1b[" not in err
     assert not run_dir.exists()
+
+
+def copy_of_the_project(tmp_path):
+    import shutil
+
+    project = tmp_path / "project"
+    for part in ("src", "tests"):
+        shutil.copytree(ROOT / part, project / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", project)
+    return project
+
+
+def check(project, *args):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(project / "src"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, "-m", f"{package.__name__}.check", *args]
+    return subprocess.run(command, cwd=project, capture_output=True, text=True, env=env)
+
+
+def test_check_name_grades_one_exercise_and_a_failure_shows_the_numbers(tmp_path):
+    project = copy_of_the_project(tmp_path)
+    source = project / "src" / package.__name__ / "components" / "regularizers.py"
+    text = source.read_text(encoding="utf-8")
+    done = check(project, "regularizer")
+    if "factor * ops.sum(ops.abs(weights))" not in text:  # the exercises kit: not written yet
+        assert done.returncode == 1 and done.stdout.startswith("regularizer: to do (")
+        return
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.match(r"regularizer: done \((\d+) of \1 tests pass\)\n", done.stdout), done.stdout
+    source.write_text(text.replace("ops.abs(weights)", "ops.square(weights)"), encoding="utf-8")
+    failing = check(project, "regularizer")
+    assert failing.returncode == 1
+    lines = failing.stdout.splitlines()
+    assert re.match(r"regularizer: failing \(\d+ of \d+ tests pass\)", lines[0]), lines
+    assert lines[1].strip().startswith("tests/components/test_regularizers.py::")
+    assert re.search(r"\d\.\d", lines[2]), lines[2]  # expected and got, not just "assert"
+
+
+def test_reset_keeps_a_copy_of_what_it_replaces_and_says_where(tmp_path):
+    import subprocess
+    import sys
+
+    project = copy_of_the_project(tmp_path)
+    losses = project / "src" / package.__name__ / "components" / "losses.py"
+    before = losses.read_text(encoding="utf-8")
+    script = project / "src" / package.__name__ / "check.py"  # stdlib only: no install
+    done = subprocess.run(
+        [sys.executable, str(script), "--reset", "loss"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    match = re.fullmatch(
+        rf"reset src/{package.__name__}/components/losses.py \(what it held: (\S+)\)\n",
+        done.stdout,
+    )
+    assert match, done.stdout
+    assert (project / match[1]).read_text(encoding="utf-8") == before
+    assert "not written yet" in losses.read_text(encoding="utf-8")

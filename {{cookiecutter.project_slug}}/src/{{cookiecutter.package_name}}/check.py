@@ -237,6 +237,31 @@ def status_of(name, outcomes, earlier=()):
     return "done"
 
 
+# Lines of an assertion message that hold the numbers: numpy's mismatch summary and its arrays,
+# pytest's "where" and approx lines.
+NUMBERS = re.compile(r"Mismatch|Max (absolute|relative)|^\s*[xy]: |^\s*[+-] |approx|where ")
+
+
+def failure_line(message):
+    """One line saying what failed, with the numbers (expected and got) where the assertion
+    shows them.
+
+    >>> line = failure_line("AssertionError: \\nNot equal to tolerance rtol=1e-05\\n\\n"
+    ...     "Mismatched elements: 1 / 2 (50%)\\n x: array([1. , 2.5])\\n y: array([1., 2.])")
+    >>> print(*line.split(" | "), sep="\\n")
+    AssertionError:
+    Not equal to tolerance rtol=1e-05
+    Mismatched elements: 1 / 2 (50%)
+    x: array([1. , 2.5])
+    y: array([1., 2.])
+    """
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    shown = lines[:2] + [line for line in lines[2:] if NUMBERS.search(line)][:6]
+    return " | ".join(shown)
+
+
 class Outcomes:
     """A pytest plugin keeping one outcome per test: passed, failed, skipped or xfailed:<name>."""
 
@@ -249,7 +274,7 @@ class Outcomes:
             outcome = "failed"
             crash = getattr(report.longrepr, "reprcrash", None)
             message = crash.message if crash else str(report.longrepr)
-            self.failures.setdefault(report.nodeid, (message.strip().splitlines() or [""])[0])
+            self.failures.setdefault(report.nodeid, failure_line(message))
         elif report.skipped and hasattr(report, "wasxfail"):
             match = MESSAGE.match(report.wasxfail)
             outcome = f"xfailed:{match['name'] if match else '?'}"
@@ -277,15 +302,16 @@ class Outcomes:
         ]
 
 
-def run_deciding_tests():
-    """Runs every deciding test in this process; returns (Outcomes, exit code, pytest's output)."""
+def run_deciding_tests(exercises=EXERCISES):
+    """Runs the deciding tests of `exercises` (default: all) in this process; returns
+    (Outcomes, exit code, pytest's output)."""
     import pytest
 
     outcomes, output = Outcomes(), io.StringIO()
     # The doctests are one parametrized test: select the file, match the ids afterwards.
     selected = dict.fromkeys(
         test.split("::")[0] if "[" in test else test
-        for exercise in EXERCISES
+        for exercise in exercises
         for test in exercise.tests
     )
     arguments = [str(ROOT / test) for test in selected]
@@ -327,7 +353,7 @@ def table(rows, outcomes=None):
             lines.append(f"Failing: {exercise.name}:")
             for nodeid, message in (outcomes.failed_tests(exercise) if outcomes else [])[:3]:
                 lines.append(f"  {nodeid}")
-                lines.append(f"    {message[:200]}")
+                lines.append(f"    {message[:400]}")
             lines.append(f"  run `pytest {' '.join(exercise.tests[:1])}` to read the whole story.")
     to_do = [exercise for exercise, status, _, _ in rows if status == "to do"]
     if to_do:
@@ -364,14 +390,22 @@ def stub(name):
     return f"Exercise {name}: not written yet (see its docstring and README concept map)"
 
 
-def reset(exercise, package_dir=PACKAGE_DIR):
+def reset(exercise, package_dir=PACKAGE_DIR, keep=None):
     """Replaces the body of every function the exercise writes (after its docstring) by the
-    unfinished stub; returns the files changed. Docstrings, signatures and the rest stay."""
+    unfinished stub; returns the files changed. Docstrings, signatures and the rest stay.
+
+    With `keep` (a directory), each file is first copied there, under its path below
+    `package_dir`, so that nothing written is lost.
+    """
     import ast
+    import shutil
 
     changed = []
     for relative, qualified in exercise.functions():
         path = package_dir / relative
+        if keep is not None and not (keep / relative).exists():
+            (keep / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, keep / relative)
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
         node = _find(ast.parse("".join(lines)), qualified.split("."))
         body = node.body[1:] if ast.get_docstring(node) else node.body
@@ -412,6 +446,13 @@ def main(argv=None):
         description="Runs the tests of every exercise and prints which are done.",
     )
     parser.add_argument(
+        "name",
+        nargs="?",
+        choices=list(ORDER),
+        metavar="NAME",
+        help="grade this exercise only (exit 0 when it is done)",
+    )
+    parser.add_argument(
         "--json", metavar="PATH", help="also write an autograder results.json (Gradescope shape)"
     )
     parser.add_argument("--hint", metavar="NAME", choices=list(ORDER), help="how to do NAME")
@@ -422,10 +463,15 @@ def main(argv=None):
     if args.hint:
         exercise = EXERCISES[ORDER[args.hint]]
         print(f"{exercise.name} ({exercise.where}): {HINTS[exercise.name]}")
+        print(f"  decided by: pytest {exercise.tests[0]}")
         return 0
     if args.reset:
-        for path in reset(EXERCISES[ORDER[args.reset]]):
-            print(f"reset {path.relative_to(ROOT).as_posix()}")
+        import time
+
+        keep = ROOT / ".check-backups" / time.strftime("%Y%m%d-%H%M%S")
+        for path in reset(EXERCISES[ORDER[args.reset]], keep=keep):
+            copy = (keep / path.relative_to(PACKAGE_DIR)).relative_to(ROOT).as_posix()
+            print(f"reset {path.relative_to(ROOT).as_posix()} (what it held: {copy})")
         return 0
     try:
         import pytest  # noqa: F401
@@ -440,7 +486,8 @@ def main(argv=None):
             file=sys.stderr,
         )
         return 2
-    outcomes, code, output = run_deciding_tests()
+    chosen = [EXERCISES[ORDER[args.name]]] if args.name else EXERCISES
+    outcomes, code, output = run_deciding_tests(chosen)
     if code not in (0, 1):  # 0: all passed, 1: some failed; anything else: could not run them
         print(
             output,
@@ -450,6 +497,12 @@ def main(argv=None):
         )
         return 2
     rows = statuses_of(outcomes)
+    if args.name:
+        exercise, status, passed, total = rows[ORDER[args.name]]
+        print(f"{exercise.name}: {status} ({passed} of {total} tests pass)")
+        for nodeid, message in outcomes.failed_tests(exercise)[:3]:
+            print(f"  {nodeid}\n    {message[:400]}")
+        return 0 if status == "done" else 1
     print(table(rows, outcomes))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as file:
