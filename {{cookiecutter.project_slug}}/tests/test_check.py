@@ -79,6 +79,19 @@ def test_a_failure_is_blamed_on_the_first_earlier_exercise_that_fails():
     assert status_of("train_step", ["passed", "failed"]) == "failing"
 
 
+def test_a_failure_is_blamed_only_on_an_earlier_exercise_whose_code_its_tests_run():
+    constraint = "tests/components/test_constraints.py::test_positive_weights_matches_hand"
+    dense = "tests/components/test_layers.py::test_custom_dense_matches_hand_computed_values"
+    gradient = "tests/test_autodiff.py::test_stable_softplus_keeps_the_tiny_values"
+    outcomes = fake_outcomes(
+        {constraint: ("failed", "x"), dense: ("failed", "y"), gradient: ("failed", "z")}
+    )
+    status = {exercise.name: status for exercise, status, _, _ in statuses_of(outcomes)}
+    assert status["constraint"] == "failing"
+    assert status["dense_layer"] == "waits for constraint"  # its tests build constrained layers
+    assert status["custom_gradient"] == "failing"  # no constraint in softplus: its own bug
+
+
 def test_a_test_stopped_by_a_later_exercise_does_not_decide_an_earlier_one():
     assert status_of("dense_layer", ["passed", "xfailed:model"]) == "done"
 

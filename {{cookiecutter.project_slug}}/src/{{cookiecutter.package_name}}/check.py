@@ -144,6 +144,32 @@ EXERCISES = (
     ),
 )
 ORDER = {exercise.name: index for index, exercise in enumerate(EXERCISES)}
+# The earlier exercises whose code the tests of an exercise run (directly; `uses` follows them
+# through): a failure of those tests is blamed on the first of them that fails its own tests.
+USES = {
+    "dense_layer": ("activation", "initializer", "regularizer", "constraint"),
+    "residual_block": ("dense_layer",),
+    "model": ("loss", "residual_block"),
+    "train_step": ("model", "metric"),
+}
+
+
+def uses(name):
+    """Every earlier exercise whose code the tests of `name` run.
+
+    >>> sorted(uses("residual_block"))
+    ['activation', 'constraint', 'dense_layer', 'initializer', 'regularizer']
+    >>> uses("custom_gradient")
+    set()
+    """
+    found, todo = set(), list(USES.get(name, ()))
+    while todo:
+        other = todo.pop()
+        if other not in found:
+            found.add(other)
+            todo.extend(USES.get(other, ()))
+    return found
+
 
 # The second level of help (`check --hint NAME`): how, for students who are stuck. The docstring
 # of each exercise says what to achieve; these say which calls get there.
@@ -325,11 +351,13 @@ def run_deciding_tests(exercises=EXERCISES):
 
 def statuses_of(outcomes):
     """[(exercise, status, passed, total)] in the table's order, blaming failures on the first
-    earlier exercise whose tests fail."""
+    earlier exercise whose tests fail and whose code these tests run (`uses`): a wrong
+    constraint makes the dense layer wait for it, never the custom gradient."""
     rows, failing = [], []
     for exercise in EXERCISES:
         results = outcomes.of(exercise)
-        status = status_of(exercise.name, results, tuple(failing))
+        blamed = tuple(name for name in failing if name in uses(exercise.name))
+        status = status_of(exercise.name, results, blamed)
         rows.append((exercise, status, results.count("passed"), len(results)))
         if "failed" in results:
             failing.append(exercise.name)
