@@ -64,6 +64,9 @@ def test_prepare_writes_balanced_shards_and_a_description_of_them(tmp_path):
     assert meta["splits"]["train"]["features"]["x"] == {"dtype": "<f4", "shape": [2]}
     assert (source.num_train_examples, source.num_eval_examples) == (1000, 70)
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".prepare")]
+    checksums = meta["splits"]["train"]["checksums"]["train-00000-of-00004.tfrecord"]
+    path = tmp_path / "shards" / "train-00000-of-00004.tfrecord"
+    assert checksums["bytes"] == path.stat().st_size and len(checksums["sha256"]) == 64
 
 
 def test_every_record_is_a_tf_train_example_any_reader_can_parse(tmp_path):
@@ -232,6 +235,61 @@ def test_shards_that_cannot_be_read_are_one_clear_error(tmp_path, setup, message
         (tmp_path / "shards" / "dataset.json").write_text("{}")
     with pytest.raises(RunError, match=message):
         ShardSource(pattern, regression(), 10)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("deleted", r"train-00001-of-00004.tfrecord is listed in dataset.json but missing"),
+        ("deleted_eval", r"eval-00003-of-00004.tfrecord is listed in dataset.json but missing"),
+        ("truncated", r"train-00002-of-00004.tfrecord holds \d+ bytes, dataset.json lists \d+"),
+        ("changed", r"train-00000-of-00004.tfrecord differs from the file prepare wrote"),
+    ],
+)
+def test_a_missing_truncated_or_changed_shard_is_refused_in_one_line_naming_it(
+    tmp_path, damage, message
+):
+    # A deleted shard once trained on silently, on 3/4 of the data; a changed one on other data.
+    shards(tmp_path, train=1000, test=70, num_shards=4)
+    directory = tmp_path / "shards"
+    if damage == "deleted":
+        (directory / "train-00001-of-00004.tfrecord").unlink()
+    elif damage == "deleted_eval":
+        (directory / "eval-00003-of-00004.tfrecord").unlink()
+    elif damage == "truncated":
+        path = directory / "train-00002-of-00004.tfrecord"
+        path.write_bytes(path.read_bytes()[:-100])
+    else:  # one byte flipped, the size kept
+        path = directory / "train-00000-of-00004.tfrecord"
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    with pytest.raises(RunError, match=message):
+        ShardSource(str(directory), regression(), 10)
+    # A glob that leaves the damaged shard out still reads the others.
+    if damage in ("deleted", "truncated"):
+        picked = ShardSource(str(directory / "*-00003-*.tfrecord"), regression(), 10)
+        assert picked.num_train_examples == 250
+
+
+def test_a_directory_named_with_brackets_is_prepared_and_read_literally(tmp_path):
+    directory = tmp_path / "exp[1]"
+    cfg = load_config(["task=regression", "task.train_size=64", f"data.files='{directory}'"])
+    prepare(cfg)
+    source = ShardSource(str(directory), make_task(cfg), 10)
+    assert source.num_train_examples == 64
+
+
+def test_prepared_directories_follow_the_umask_and_a_killed_prepare_is_cleaned_up(tmp_path):
+    stale = tmp_path / ".prepare-shards-999999999-abcd"  # a prepare whose process is gone
+    (stale / "x").mkdir(parents=True)
+    previous = os.umask(0o022)
+    try:
+        shards(tmp_path, train=100, test=10, num_shards=2)
+    finally:
+        os.umask(previous)
+    assert (os.stat(tmp_path / "shards").st_mode & 0o777) == 0o755  # not mkdtemp's 0700
+    assert sorted(os.listdir(tmp_path)) == ["shards"]  # the stale staging is gone
 
 
 def test_training_refuses_data_path_and_data_files_together():

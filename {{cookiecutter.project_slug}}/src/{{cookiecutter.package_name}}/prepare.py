@@ -27,7 +27,7 @@ def prepare(cfg: Config) -> dict:
     from .tasks.base import make_task
 
     directory = cfg.data.files
-    if not directory or any(char in directory for char in "*?["):
+    if not directory or any(char in directory for char in "*?"):
         raise ConfigError(
             f"data.files={directory!r}: prepare needs the directory to write into, e.g. "
             "data.files=data/shards (a glob is for reading)"

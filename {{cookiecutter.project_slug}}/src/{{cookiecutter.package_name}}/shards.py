@@ -25,7 +25,9 @@ the checkpoint.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
+import hashlib
 import json
 import math
 import os
@@ -93,7 +95,12 @@ def write_shards(arrays: Arrays, directory: str, num_shards: int, source: str, s
         )
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".prepare-", dir=parent)
+    prefix = f".prepare-{os.path.basename(os.path.abspath(directory))}-"
+    _remove_stale_staging(parent, prefix)
+    staging = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would outlive the rename
     try:
         meta = {"format": FORMAT, "source": source, "splits": {}}
         for split, (x_name, y_name) in SPLITS.items():
@@ -117,7 +124,7 @@ def write_shards(arrays: Arrays, directory: str, num_shards: int, source: str, s
             else:
                 rows = np.arange(total)
             per_record = examples_per_record(x, y)
-            files, start = {}, 0
+            files, checksums, start = {}, {}, 0
             count = min(wanted, total)
             for index, size in enumerate(shard_sizes(total, count)):
                 name = f"{split}-{index:05d}-of-{count:05d}.tfrecord"
@@ -126,12 +133,14 @@ def write_shards(arrays: Arrays, directory: str, num_shards: int, source: str, s
                         ids = rows[first : min(first + per_record, start + size)]
                         writer.write(_record(ids, {key: values[ids] for key, values in named}))
                 files[name] = size
+                checksums[name] = _checksum(os.path.join(staging, name))
                 start += size
             meta["splits"][split] = {
                 "features": features,
                 "examples": total,
                 "examples_per_record": per_record,
                 "files": files,
+                "checksums": checksums,
             }
         with open(os.path.join(staging, META), "w", encoding="utf-8") as file:
             json.dump(meta, file, indent=2)
@@ -143,6 +152,37 @@ def write_shards(arrays: Arrays, directory: str, num_shards: int, source: str, s
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return meta
+
+
+def _remove_stale_staging(parent: str, prefix: str) -> None:
+    """Removes what a killed `prepare` of the same directory left in `parent`
+    (`<prefix><pid>-...`, its process gone); a running one's staging stays."""
+    for name in os.listdir(parent):
+        if not name.startswith(prefix):
+            continue
+        pid = name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _checksum(path: str) -> dict:
+    """`{"bytes": size, "sha256": hex digest}` of the file at `path`."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(2**20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return {"bytes": size, "sha256": digest.hexdigest()}
 
 
 def _record(ids: np.ndarray, arrays: dict[str, np.ndarray]) -> bytes:
@@ -418,7 +458,9 @@ def _read_meta(pattern: str) -> dict:
 
 
 def _glob(pattern: str) -> str:
-    return os.path.join(pattern, "*.tfrecord") if os.path.isdir(pattern) else pattern
+    """The glob of the shards: every `.tfrecord` of a directory (its name taken literally,
+    brackets and all), or `pattern` itself."""
+    return os.path.join(glob.escape(pattern), "*.tfrecord") if os.path.isdir(pattern) else pattern
 
 
 def _split_files(pattern: str, meta: dict, split: str) -> dict[str, int]:
@@ -441,4 +483,37 @@ def _split_files(pattern: str, meta: dict, split: str) -> dict[str, int]:
             f"data.files={pattern}: matches no {split} shards ({split}-*.tfrecord); "
             "a run reads both train and eval shards"
         )
+    _verify(pattern, directory, meta, split, found)
     return found
+
+
+def _verify(pattern: str, directory: str, meta: dict, split: str, found: dict) -> None:
+    """Refuses, in one line naming the file, a shard of `split` that `dataset.json` lists and
+    the pattern selects but is missing, and one whose size or sha256 differs from the listed
+    one (truncated, changed or corrupted). Shards without listed checksums (older prepares)
+    are checked for presence only."""
+    part = meta["splits"][split]
+    wanted = _glob(pattern)
+    for name in sorted(part.get("files", {})):
+        path = os.path.join(directory, name)
+        if fnmatch.fnmatchcase(path, wanted) and path not in found and not os.path.exists(path):
+            raise RunError(
+                f"data.files={pattern}: {path} is listed in {META} but missing; restore it or "
+                "prepare the shards again"
+            )
+    for path in sorted(found):
+        listed = part.get("checksums", {}).get(os.path.basename(path))
+        if listed is None:
+            continue
+        size = os.path.getsize(path)
+        if size != listed["bytes"]:
+            raise RunError(
+                f"data.files={pattern}: {path} holds {size} bytes, {META} lists "
+                f"{listed['bytes']} (truncated or changed); restore it or prepare the shards again"
+            )
+        if _checksum(path)["sha256"] != listed["sha256"]:
+            raise RunError(
+                f"data.files={pattern}: {path} differs from the file prepare wrote (its sha256 "
+                f"is not the one {META} lists: changed or corrupted); restore it or prepare the "
+                "shards again"
+            )
