@@ -161,3 +161,26 @@ def test_a_signal_before_training_starts_is_one_line_and_its_exit_code(
     err = capsys.readouterr().err
     assert err == f"stopped by {name} before training started; nothing was saved\n"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored for the caller
+
+
+def test_stdout_closed_by_its_reader_ends_quietly_like_a_unix_tool():
+    # `train ... | head -1`: the reader goes away before the command's last line.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from {{ cookiecutter.package_name }}.cli import run\n"
+        "def main(cfg):\n"
+        "    for step in range(100000):\n"
+        "        print(f'line {step}', flush=True)\n"
+        "sys.exit(run('train', main, ['run_dir=unused']))\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdout.readline() == b"line 0\n"
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 128 + signal.SIGPIPE
+    assert "Traceback" not in err and "Exception ignored" not in err, err

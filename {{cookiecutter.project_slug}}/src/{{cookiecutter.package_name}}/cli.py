@@ -95,6 +95,9 @@ def execute(main: Callable[[Config], object], cfg: Config) -> int:
     except (RunError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # stdout's reader went away (`train ... | head -1`): as `yes` would
+        _silence_stdout()
+        return 128 + signal.SIGPIPE
     except OSError as error:  # a path that cannot be written: permission, space, a file in the way
         print(f"error: {file_system_refusal(error)}", file=sys.stderr)
         return EXIT_USAGE
@@ -109,6 +112,16 @@ def execute(main: Callable[[Config], object], cfg: Config) -> int:
         )
         return stop.exit_code
     return 0
+
+
+def _silence_stdout() -> None:
+    """Points stdout at the null device, so that Python's flush at exit does not fail again."""
+    import contextlib
+
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - open until the process ends
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # a test's stand-in stdout
+        os.dup2(devnull.fileno(), sys.stdout.fileno())
+    sys.stdout = devnull
 
 
 def file_system_refusal(error: OSError) -> str:

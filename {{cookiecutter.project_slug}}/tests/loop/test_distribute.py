@@ -44,3 +44,35 @@ def test_tpu_on_a_machine_without_one_fails_in_one_line(make_config):
     with pytest.raises(RunError, match="distribute=tpu: no TPU found") as error:
         make_cluster(make_config("distribute=tpu").distribute)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("tf_config", "message"),
+    [
+        ("worker0", r"TF_CONFIG: not JSON with 'cluster' and 'task' keys, received 'worker0'"),
+        ('{"cluster": {"worker": ["a:1"]}}', r"not JSON with 'cluster' and 'task' keys"),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
+            r"task type 'chief' is not in the cluster \['worker'\]",
+        ),
+        (
+            '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}',
+            r"task index 2 is outside the 2 worker addresses \(0 to 1\)",
+        ),
+        (
+            '{"cluster": {"worker": ["a:1", "b"]}, "task": {"type": "worker", "index": 0}}',
+            r"worker address 'b' is not host:port",
+        ),
+        (
+            '{"cluster": {"worker": ["a:1", "a:1"]}, "task": {"type": "worker", "index": 1}}',
+            r"a:1 is given twice; each task needs its own address",
+        ),
+    ],
+    ids=["not_json", "no_task", "unknown_type", "index_outside", "no_port", "duplicate"],
+)
+def test_a_malformed_tf_config_is_one_line_before_any_cluster_forms(
+    make_config, monkeypatch, tf_config, message
+):
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(RunError, match=message):
+        make_cluster(make_config("distribute=multi_worker_mirrored").distribute)

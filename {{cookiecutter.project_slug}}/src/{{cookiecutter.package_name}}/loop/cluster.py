@@ -122,13 +122,45 @@ def _multi_worker(port_base: int) -> tf.distribute.Strategy:
         # Inside `srun` with several tasks: the cluster is the job step's (deploy/slurm.sbatch).
         raw = os.environ["TF_CONFIG"] = slurm_tf_config(port_base)
     if raw:
-        try:
-            json.loads(raw)["task"]
-        except (ValueError, KeyError, TypeError):
-            raise RunError(
-                f"TF_CONFIG: not JSON with 'cluster' and 'task' keys, received {raw[:120]!r}"
-            ) from None
+        check_tf_config(raw)
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def check_tf_config(raw: str) -> None:
+    """Refuses, in one line, a `TF_CONFIG` that TensorFlow would meet with a traceback or a
+    hang: not JSON with `cluster` and `task`, a task type the cluster lacks, an index outside
+    its list, an address that is not `host:port`, or one address given twice.
+
+    >>> check_tf_config('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", '
+    ...     '"index": 1}}')
+    """
+    try:
+        config = json.loads(raw)
+        cluster, task = config["cluster"], config["task"]
+        kind, index = task["type"], task["index"]
+        jobs = {name: list(addresses) for name, addresses in cluster.items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise RunError(
+            f"TF_CONFIG: not JSON with 'cluster' and 'task' keys, received {raw[:120]!r}"
+        ) from None
+    if kind not in jobs:
+        raise RunError(f"TF_CONFIG: task type {kind!r} is not in the cluster {sorted(jobs)}")
+    if not isinstance(index, int) or not 0 <= index < len(jobs[kind]):
+        raise RunError(
+            f"TF_CONFIG: task index {index!r} is outside the {len(jobs[kind])} {kind} "
+            f"addresses (0 to {len(jobs[kind]) - 1})"
+        )
+    seen = set()
+    for name, addresses in jobs.items():
+        for address in addresses:
+            host, _, port = str(address).rpartition(":")
+            if not host or not port.isdigit():
+                raise RunError(f"TF_CONFIG: {name} address {address!r} is not host:port")
+            if address in seen:
+                raise RunError(
+                    f"TF_CONFIG: {address} is given twice; each task needs its own address"
+                )
+            seen.add(address)
 
 
 def _tpu(name: str) -> tf.distribute.Strategy:
