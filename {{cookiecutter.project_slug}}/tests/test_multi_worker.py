@@ -2,9 +2,12 @@
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +137,62 @@ def test_two_workers_see_every_example_once_per_epoch(tmp_path, num_shards, shar
         assert [len(set(part)) for part in parts] == sizes
         assert not set(parts[0]) & set(parts[1])
         assert sorted(parts[0] + parts[1]) == list(range(1024))
+
+
+def start_workers(overrides_of_worker, stderr=subprocess.PIPE):
+    ports = free_ports(len(overrides_of_worker))
+    command = [sys.executable, "-m", f"{PACKAGE}.train", "distribute=multi_worker_mirrored"]
+    return [
+        subprocess.Popen(
+            [*command, *overrides],
+            env={**os.environ, "TF_CONFIG": tf_config(ports, index), "TF_CPP_MIN_LOG_LEVEL": "2"},
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        for index, overrides in enumerate(overrides_of_worker)
+    ]
+
+
+def test_workers_with_different_settings_all_refuse_in_one_line_before_training(tmp_path):
+    # Different steps once hung both workers for good; different learning rates trained on
+    # with different weights.
+    common = [f"run_dir={tmp_path / 'run'}", "task=regression", *small("regression")]
+    workers = start_workers([[*common, "train.steps=40"], [*common, "train.steps=60"]])
+    results = [worker.communicate(timeout=300) for worker in workers]
+    assert [worker.returncode for worker in workers] == [2, 2]
+    for (_, err), steps in zip(results, (40, 60)):
+        assert err.strip().splitlines()[-1] == (
+            f"error: the workers disagree on their settings: train.steps (this worker: {steps}); "
+            "start every worker with the same settings (only run_dir, data.path, data.files, "
+            "distribute.port_base, profile.* may differ)"
+        )
+    assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_sigterm_to_launch_stops_every_worker_with_a_save(tmp_path):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", f"{PACKAGE}.launch", "--workers", "2"]
+    overrides = [f"run_dir={run_dir}", "task=regression", *small("regression")]
+    overrides += [
+        "train.steps=1000000",
+        "checkpoint.every_steps=1000000",
+        "train.log_every_steps=10",
+    ]
+    launcher = subprocess.Popen(
+        [*command, *overrides],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while not (run_dir / "metrics.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(1)  # training has begun once the chief logs
+    launcher.send_signal(signal.SIGTERM)
+    out, err = launcher.communicate(timeout=120)
+    assert launcher.returncode == 143, err
+    assert len(re.findall(r"stopped by signal at step \d+; checkpoint ckpt-\d+ saved", err)) == 2
+    assert list((run_dir / "checkpoints").glob("ckpt-*.index"))  # the chief saved
+    leftover = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""  # no worker outlives the launcher

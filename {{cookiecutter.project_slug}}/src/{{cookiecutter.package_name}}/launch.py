@@ -6,6 +6,8 @@ Each worker is `python -m {{ cookiecutter.package_name }}.train distribute=multi
 with its own `TF_CONFIG` naming every worker on a free localhost port, exactly as a cluster
 launcher (Kubernetes' TFJob, a Slurm script) would set it. All workers share `run_dir`; only
 worker 0 (the chief) writes into it. Exits with the first non-zero worker exit code, else 0.
+A stop signal sent to `launch` (SIGTERM, Ctrl-C, SIGHUP, SIGUSR1) goes to every worker, which
+saves and stops; no worker outlives it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -64,12 +67,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         parser.error(f"--workers must be at least 1, received {args.workers}")
     processes = launch(args.workers, args.overrides)
+
+    def forward(signum, frame):  # each worker saves and stops on its own signal handler
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signum)
+
+    for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1"):
+        signal.signal(getattr(signal, name), forward)
     codes = []
-    for index, process in enumerate(processes):
-        out, _ = process.communicate()
-        for line in out.splitlines():
-            print(f"[worker {index}] {line}")
-        codes.append(process.returncode)
+    try:
+        for index, process in enumerate(processes):
+            out, _ = process.communicate()
+            for line in out.splitlines():
+                print(f"[worker {index}] {line}")
+            codes.append(process.returncode)
+    finally:  # never leave a worker behind (it would hold the run_dir lock)
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     return next((code for code in codes if code), 0)
 
 

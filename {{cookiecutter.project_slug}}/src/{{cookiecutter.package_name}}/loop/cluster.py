@@ -7,8 +7,10 @@ datasets behave the same everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import zlib
 from dataclasses import dataclass
 
 import tensorflow as tf
@@ -175,3 +177,69 @@ def _tpu(name: str) -> tf.distribute.Strategy:
             "distribute=none or distribute=mirrored here"
         ) from None
     return tf.distribute.TPUStrategy(resolver)
+
+
+# Settings each worker may hold for itself: its own paths (mounts differ between machines), its
+# port, whether it profiles. Every other setting must be the same on every worker.
+PER_WORKER_KEYS = ("run_dir", "data.path", "data.files", "distribute.port_base", "profile.")
+SHOWN_PER_WORKER_KEYS = "run_dir, data.path, data.files, distribute.port_base, profile.*"
+
+
+def settings_of(cfg) -> list[tuple[str, object]]:
+    """`[(dotted key, value)]` of every setting of `cfg` the workers must agree on."""
+    found = []
+
+    def walk(prefix, value):
+        if dataclasses.is_dataclass(value):
+            for field in dataclasses.fields(value):
+                walk(f"{prefix}{field.name}.", getattr(value, field.name))
+        else:
+            found.append((prefix[:-1], value))
+
+    walk("", cfg)
+    return [
+        (key, value)
+        for key, value in found
+        if not any(key == p or key.startswith(p) for p in PER_WORKER_KEYS)
+    ]
+
+
+def agree(cluster: Cluster, items: list[tuple[str, object]], what: str) -> None:
+    """Every worker of `cluster` holds the same `items` (`[(name, value)]`), or every worker
+    raises RunError naming the first that differs, before anything trains.
+
+    Workers that differ in batch size, learning rate or steps would otherwise train on with
+    different weights or wait for each other forever. One all-gather of a checksum per item.
+    """
+    if cluster.num_workers <= 1:
+        return
+    sums = [zlib.crc32(f"{key}={value!r}".encode()) for key, value in items] + [len(items)]
+    local = tf.constant(sums, tf.int64)
+    strategy = cluster.strategy
+    gathered = strategy.gather(strategy.run(lambda: tf.identity(local)), axis=0)
+    rows = tf.reshape(gathered, [-1, len(sums)]).numpy()
+    differs = [index for index in range(len(sums)) if len(set(rows[:, index])) > 1]
+    if not differs:
+        return
+    if differs[0] == len(items):
+        raise RunError(f"the workers disagree on {what}: they run different versions of the code")
+    key, value = items[differs[0]]
+    raise RunError(
+        f"the workers disagree on {what}: {key} (this worker: {value!r}); start every worker "
+        f"with the same settings (only {SHOWN_PER_WORKER_KEYS} may differ)"
+    )
+
+
+def stop_code(cluster: Cluster, code: int | None) -> int | None:
+    """The exit code of a stop signal received by any worker (the highest), else None.
+
+    Every worker calls it at the same step boundary, so that all stop (and save) at the same
+    step: a worker that stopped alone would leave the others waiting in their next all-reduce.
+    One all-gather of one number per boundary, on several workers only.
+    """
+    if cluster.num_workers <= 1:
+        return code
+    local = tf.constant([code or 0], tf.int64)
+    strategy = cluster.strategy
+    highest = int(tf.reduce_max(strategy.gather(strategy.run(lambda: tf.identity(local)), 0)))
+    return highest or None

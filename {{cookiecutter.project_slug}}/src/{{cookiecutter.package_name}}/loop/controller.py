@@ -23,7 +23,7 @@ from ..errors import STOP_SIGNALS, AlreadyDone, Diverged, RunError
 from ..tasks.base import Task, make_task
 from .best import BestKeeper
 from .checkpoints import CheckpointKeeper, has_checkpoints
-from .cluster import make_cluster
+from .cluster import agree, make_cluster, settings_of, stop_code
 from .logs import RunLog
 from .run_dir import (
     IDENTITY_KEYS,
@@ -93,6 +93,7 @@ def train_and_evaluate(cfg: Config) -> dict:
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     cluster = make_cluster(cfg.distribute)
+    agree(cluster, settings_of(cfg), "their settings")
     keras.utils.set_random_seed(cfg.seed)
     task = make_task(cfg)
     # Before anything is written: bad data, an error in the model (built on a real batch), or
@@ -135,6 +136,7 @@ def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer) -> dict:
         trainer.checkpoint, checkpoint_dir, cfg.checkpoint.max_to_keep, cluster.is_chief
     )
     restored = keeper.restore_latest(cfg.checkpoint.allow_fresh_start)
+    agree(cluster, [("the checkpoint restored from run_dir", restored)], "where to resume")
     step = restored or 0
     if step >= cfg.train.steps:
         message = (
@@ -202,6 +204,7 @@ def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer) -> dict:
                         f"training diverged by step {step}: {bad[0]}={logs[bad[0]]} is not "
                         f"finite; last good checkpoint: {_name(last_saved)}"
                     )
+                stop = stop_code(cluster, signals.exit_code)  # the same on every worker
                 stop_early = False
                 if best is not None and "eval_loss" in logs:
                     trainer.step.assign(step)
@@ -210,7 +213,7 @@ def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer) -> dict:
                 if (
                     step % cfg.checkpoint.every_steps == 0
                     or step == cfg.train.steps
-                    or signals.exit_code is not None
+                    or stop is not None
                     or stop_early
                 ):
                     if not trainer.weights_finite():
@@ -221,8 +224,8 @@ def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer) -> dict:
                     trainer.step.assign(step)
                     keeper.save(step)
                     last_saved = step
-                if signals.exit_code is not None:
-                    raise Stop(signals.exit_code, step)
+                if stop is not None:
+                    raise Stop(stop, step)
                 if stop_early:
                     print(_stopped_early(best, step), file=sys.stderr)
                     break
