@@ -14,14 +14,19 @@ $(STAMP): requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
-demo: $(STAMP)  ## bake the defaults into build/, install them, train, print the final metrics
-	rm -rf $(DEMO)
-	$(BIN)/cookiecutter --no-input --output-dir $(DEMO) .
+demo: $(STAMP)  ## bake the defaults into build/demo (a second run keeps that bake), install, train
+	@if [ -e $(DEMO_PROJECT) ]; then \
+	  echo "$(DEMO_PROJECT) exists: kept with everything made in it (rm -r $(DEMO) to bake again)"; \
+	else \
+	  $(BIN)/cookiecutter --no-input --output-dir $(DEMO) . ; \
+	fi
 	$(BIN)/python -m pip install --quiet --no-build-isolation --no-deps -e $(DEMO_PROJECT)
 	cd $(DEMO_PROJECT) && $(BIN)/python -m custom_tf_project.train run_dir=runs/demo
 	@echo "final metrics: $(DEMO_PROJECT)/runs/demo/final_metrics.json"
 	@cat $(DEMO_PROJECT)/runs/demo/final_metrics.json
-	@echo "the run lives in $(DEMO_PROJECT)/runs/demo (tensorboard --logdir $(DEMO_PROJECT)/runs)"
+	@echo "next, from here (the demo is installed in this template's .venv):"
+	@echo "  $(VENV)/bin/tensorboard --logdir $(DEMO_PROJECT)/runs"
+	@echo "  cd $(DEMO_PROJECT) && $(BIN)/python -m custom_tf_project.plot run_dir=runs/demo"
 
 test: $(STAMP)  ## the template's whole suite: bakes, hooks, and every option combination training
 	$(BIN)/python -m pytest tests

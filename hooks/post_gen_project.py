@@ -88,11 +88,26 @@ def write_starter_kit(answers, source_root="src"):
     remove("README.exercises.md")
 
 
-def next_steps(answers):
+def where_from_the_user(project_dir, user_dir):
+    """The project's path as the user's shell reaches it: relative below the directory the user
+    ran cookiecutter from (the shell's PWD), else absolute.
+
+    >>> where_from_the_user("/home/ada/build/demo/p", "/home/ada")
+    'build/demo/p'
+    >>> where_from_the_user("/tmp/out/p", "/home/ada")
+    '/tmp/out/p'
+    """
+    relative = os.path.relpath(project_dir, user_dir) if user_dir else project_dir
+    return project_dir if relative.startswith("..") else relative
+
+
+def next_steps(answers, project_dir=None, user_dir=None):
     package = answers["package_name"]
+    project_dir = project_dir or os.getcwd()  # cookiecutter runs the hook inside the project
+    user_dir = os.environ.get("PWD") if user_dir is None else user_dir
     steps = [
         f"Baked {answers['project_slug']}. Next steps:",
-        f"  cd {answers['project_slug']}",
+        f"  cd {where_from_the_user(project_dir, user_dir)}",
         "  python -m venv .venv && . .venv/bin/activate && pip install -e '.[dev]'",
         "  pytest -m 'not slow'",
     ]

@@ -76,3 +76,20 @@ def test_a_name_built_to_run_code_is_not_executed(cookies, tmp_path):
         )
         assert result.exit_code == 0, result.exception
         assert not marker.exists()
+
+
+@pytest.mark.parametrize("user_dir", ["/", "elsewhere"], ids=["above", "elsewhere"])
+def test_the_printed_cd_reaches_the_bake_from_where_the_user_stands(
+    cookies, capfd, monkeypatch, tmp_path, user_dir
+):
+    import os
+
+    # cookiecutter runs the hook inside the new project; the user's shell stands at PWD.
+    user_dir = "/" if user_dir == "/" else str(tmp_path / "elsewhere")
+    monkeypatch.setenv("PWD", user_dir)
+    result = cookies.bake()
+    assert result.exit_code == 0, result.exception
+    printed = [line for line in capfd.readouterr().out.splitlines() if line.startswith("  cd ")]
+    project = str(result.project_path)
+    expected = os.path.relpath(project, "/") if user_dir == "/" else project
+    assert printed == [f"  cd {expected}"]
