@@ -184,3 +184,18 @@ def test_stdout_closed_by_its_reader_ends_quietly_like_a_unix_tool():
     err = child.stderr.read().decode()
     assert child.wait(timeout=120) == 128 + signal.SIGPIPE
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_a_command_prints_no_tensorflow_start_up_lines(tmp_path):
+    # TensorFlow 2.21 prints absl / oneDNN lines at import whatever TF_CPP_MIN_LOG_LEVEL says;
+    # a command shows only its own line (setting the level shows everything again).
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}.evaluate", f"run_dir={tmp_path}"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"error: run_dir={tmp_path}: no run.json there; train into it first"
+    ]

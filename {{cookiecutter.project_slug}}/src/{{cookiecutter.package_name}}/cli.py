@@ -75,10 +75,12 @@ def _run(module: str, main: Callable[[Config], object], argv: list[str]) -> int:
 
 def execute(main: Callable[[Config], object], cfg: Config) -> int:
     """Runs `main(cfg)`; maps every failure a user can act on to one line and an exit code."""
+    quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ  # set it (e.g. to 0) to see everything
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     # tf.data warns about its own option plumbing under multi-worker strategies; not actionable.
     warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options")
+    import_tensorflow(quiet)
     from .loop.controller import Stop  # TensorFlow is imported from here on
 
     try:
@@ -112,6 +114,40 @@ def execute(main: Callable[[Config], object], cfg: Config) -> int:
         )
         return stop.exit_code
     return 0
+
+
+# What every TensorFlow start prints on stderr, whatever TF_CPP_MIN_LOG_LEVEL says (absl's
+# C++ logging in TensorFlow 2.21): not actionable, so hidden unless the user sets the level.
+STARTUP_LINES = (
+    "All log messages before absl::InitializeLog() is called",
+    "port.cc:",
+    "cpu_feature_guard.cc:",
+    "To enable the following instructions:",
+)
+
+
+def import_tensorflow(quiet: bool) -> None:
+    """Imports TensorFlow; with `quiet`, its start-up lines on stderr are left out and every
+    other line it prints is passed on."""
+    if not quiet or "tensorflow" in sys.modules:
+        import tensorflow  # noqa: F401
+
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines(keepends=True):
+                if not any(noise in line for noise in STARTUP_LINES):
+                    sys.stderr.write(line)
 
 
 def _silence_stdout() -> None:
