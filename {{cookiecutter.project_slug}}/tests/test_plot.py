@@ -59,3 +59,20 @@ def test_a_picture_that_cannot_be_written_is_one_line_naming_the_path(
     assert main([f"run_dir={tmp_path / 'run'}"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "curves.png" in err and "\n" not in err, err
+
+
+def test_plot_draws_without_importing_tensorflow(tmp_path):
+    # Reading a JSONL file and drawing it once cost 9 s of TensorFlow start-up.
+    import json
+
+    from .conftest import python_output
+
+    records = [{"step": s, "loss": 1.0 / s, "eval_loss": 2.0 / s} for s in (10, 20, 30)]
+    lines = "".join(json.dumps(record) + "\n" for record in records)
+    (tmp_path / "metrics.jsonl").write_text(lines)
+    out = python_output(
+        "import sys\nfrom {{ cookiecutter.package_name }}.plot import main\n"
+        f"code = main(['run_dir={tmp_path}'])\n"
+        "print(code, 'tensorflow' in sys.modules)\n"
+    )
+    assert out.splitlines() == [f"wrote {tmp_path / 'curves.png'}", "0 False"]

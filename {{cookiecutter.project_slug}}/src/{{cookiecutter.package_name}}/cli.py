@@ -30,6 +30,7 @@ from .errors import (
     Diverged,
     Interrupted,
     RunError,
+    Stop,
     signal_name,
 )
 
@@ -38,7 +39,12 @@ HYDRA_FLAGS = ("-m", "--multirun", "-h", "--help", "--hydra-help", "-c", "--cfg"
 HYDRA_FLAG_PREFIXES = ("--cfg=", "--info=", "--package", "-p", "--resolve", "--config-")
 
 
-def run(module: str, main: Callable[[Config], object], argv: list[str] | None = None) -> int:
+def run(
+    module: str,
+    main: Callable[[Config], object],
+    argv: list[str] | None = None,
+    tensorflow: bool = True,
+) -> int:
     """Parses `argv` into a checked Config, runs `main(cfg)`, and maps failures to exit codes."""
     argv = sys.argv[1:] if argv is None else argv
     # Until the loop installs its own handlers (which save a checkpoint first), every stop
@@ -47,7 +53,7 @@ def run(module: str, main: Callable[[Config], object], argv: list[str] | None = 
     stops = [getattr(signal, name) for name in STOP_SIGNALS if name != "SIGINT"]
     previous = {signum: signal.signal(signum, _interrupt) for signum in stops}
     try:
-        return _run(module, main, argv)
+        return _run(module, main, argv, tensorflow)
     except (KeyboardInterrupt, Interrupted) as stop:
         code = getattr(stop, "exit_code", EXIT_SIGINT)
         saved = getattr(stop, "saved", "") or "before training started; nothing was saved"
@@ -62,7 +68,7 @@ def _interrupt(signum, frame):
     raise Interrupted(128 + signum)
 
 
-def _run(module: str, main: Callable[[Config], object], argv: list[str]) -> int:
+def _run(module: str, main: Callable[[Config], object], argv: list[str], tensorflow: bool) -> int:
     if any(arg in HYDRA_FLAGS or arg.startswith(HYDRA_FLAG_PREFIXES) for arg in argv):
         return _run_with_hydra(module, main, argv)
     try:
@@ -70,18 +76,21 @@ def _run(module: str, main: Callable[[Config], object], argv: list[str]) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    return execute(main, cfg)
+    return execute(main, cfg, tensorflow)
 
 
-def execute(main: Callable[[Config], object], cfg: Config) -> int:
-    """Runs `main(cfg)`; maps every failure a user can act on to one line and an exit code."""
+def execute(main: Callable[[Config], object], cfg: Config, tensorflow: bool = True) -> int:
+    """Runs `main(cfg)`; maps every failure a user can act on to one line and an exit code.
+
+    `tensorflow=False` for a command that never needs it (`plot`): it starts in a second.
+    """
     quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ  # set it (e.g. to 0) to see everything
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     # tf.data warns about its own option plumbing under multi-worker strategies; not actionable.
     warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options")
-    import_tensorflow(quiet)
-    from .loop.controller import Stop  # TensorFlow is imported from here on
+    if tensorflow:
+        import_tensorflow(quiet)
 
     try:
         main(cfg)

@@ -8,6 +8,7 @@ __all__ = [
     "Diverged",
     "AlreadyDone",
     "Interrupted",
+    "Stop",
     "EXIT_USAGE",
     "EXIT_DIVERGED",
     "EXIT_SIGTERM",
@@ -54,3 +55,11 @@ class Interrupted(RuntimeError):
 
 class Diverged(RuntimeError):
     """Training produced a non-finite quantity; names the step and the quantity."""
+
+
+class Stop(Exception):
+    """Raised by the loop after a checkpoint was saved because a signal asked the run to stop."""
+
+    def __init__(self, exit_code: int, step: int):
+        super().__init__(f"stopped at step {step}")
+        self.exit_code, self.step = exit_code, step

@@ -41,7 +41,7 @@ def plot_curves(run_dir: str) -> str:
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
 
-    from .loop.logs import read_metrics
+    from .records import read_metrics
 
     try:
         records = read_metrics(run_dir)
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
         return path
 
-    return run(f"{__package__}.plot", plot, argv)
+    return run(f"{__package__}.plot", plot, argv, tensorflow=False)
 
 
 if __name__ == "__main__":

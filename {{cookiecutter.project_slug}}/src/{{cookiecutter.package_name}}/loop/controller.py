@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 
 from ..config import Config
-from ..errors import STOP_SIGNALS, AlreadyDone, Diverged, RunError
+from ..errors import STOP_SIGNALS, AlreadyDone, Diverged, RunError, Stop
 from ..tasks.base import Task, make_task
 from .best import BestKeeper
 from .checkpoints import CheckpointKeeper, has_checkpoints
@@ -41,14 +41,6 @@ log = logging.getLogger(__name__)
 
 def identity_keys(task: Task) -> tuple[str, ...]:
     return IDENTITY_KEYS + tuple(f"task.{key}" for key in task.identity_keys)
-
-
-class Stop(Exception):
-    """Raised after a checkpoint was saved because a signal asked the run to stop."""
-
-    def __init__(self, exit_code: int, step: int):
-        super().__init__(f"stopped at step {step}")
-        self.exit_code, self.step = exit_code, step
 
 
 class _SignalFlag:

@@ -12,6 +12,8 @@ import os
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from ..records import line_step, read_metrics  # noqa: F401 - read_metrics: the loop's reader too
+
 
 class RunLog:
     """Appends one JSON line per logged step and mirrors it to TensorBoard."""
@@ -101,24 +103,9 @@ def drop_lines_after(path: str, step: int) -> None:
         return
     with open(path, encoding="utf-8") as file:
         lines = file.readlines()
-    kept = [line for line in lines if _step(line) is not None and _step(line) <= step]
+    kept = [line for line in lines if line_step(line) is not None and line_step(line) <= step]
     if len(kept) != len(lines):
         tmp = path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as file:
             file.writelines(kept)
         os.replace(tmp, path)
-
-
-def _step(line: str) -> int | None:
-    try:
-        return json.loads(line)["step"]
-    except (ValueError, KeyError, TypeError):  # a line cut short by a kill
-        return None
-
-
-def read_metrics(run_dir: str) -> list[dict]:
-    """The records of `run_dir/metrics.jsonl`, in order (without a line a kill cut short)."""
-    path = os.path.join(run_dir, "metrics.jsonl")
-    with open(path, encoding="utf-8") as file:
-        lines = file.readlines()
-    return [json.loads(line) for line in lines if line.strip() and _step(line) is not None]
