@@ -199,3 +199,10 @@ def test_a_command_prints_no_tensorflow_start_up_lines(tmp_path):
     assert done.stderr.splitlines() == [
         f"error: run_dir={tmp_path}: no run.json there; train into it first"
     ]
+
+
+def test_the_default_run_dir_is_one_per_task_so_a_new_task_never_collides():
+    assert load_config([]).run_dir.startswith("runs/")
+    for task in ("regression", "image_classification", "sequence"):
+        assert load_config([f"task={task}"]).run_dir == f"runs/{task}"
+    assert load_config(["task=sequence", "run_dir=runs/mine"]).run_dir == "runs/mine"

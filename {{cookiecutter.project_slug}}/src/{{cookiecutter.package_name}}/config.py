@@ -175,7 +175,7 @@ class ProfileConfig:
 
 @dataclass
 class Config:
-    run_dir: str = "runs/default"
+    run_dir: str = "runs/<task>"  # runs/regression, runs/sequence...: see `validate`
     seed: int = non_negative(42)
     # Op determinism plus fixed seeds: a resumed run is bitwise equal to an uninterrupted one.
     deterministic: bool = False
@@ -232,11 +232,25 @@ COUNTED_KEYS = (
 MAX_COUNT = 2**31 - 1
 
 
+DEFAULT_RUN_DIR = "runs/<task>"
+
+
+def task_name(target: str) -> str:
+    """The `task=` name of a task class path (its module's name).
+
+    >>> task_name("my_project.tasks.regression.RegressionTask")
+    'regression'
+    """
+    return target.rsplit(".", 2)[-2] if target.count(".") >= 1 else target
+
+
 def validate(cfg: Config) -> Config:
     """Checks the values Hydra's types cannot; raises `ConfigError` naming the first bad key."""
     check_fields(cfg, "")
     if not cfg.run_dir.strip():
         raise ConfigError("run_dir='': must name a directory")
+    if cfg.run_dir == DEFAULT_RUN_DIR:  # one default per task: a new task never collides
+        cfg.run_dir = f"runs/{task_name(cfg.task._target_)}"
     for key in COUNTED_KEYS:  # the loop counts steps and cadences in 32-bit integers
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)

@@ -23,7 +23,7 @@ import tempfile
 import time
 
 from .. import __version__
-from ..config import Config, to_dict
+from ..config import Config, task_name, to_dict
 from ..errors import RunError
 
 try:
@@ -140,6 +140,13 @@ def check_same_identity(record: dict | None, cfg: Config, keys: tuple[str, ...])
     if record is None:
         return
     saved, current = leaves(record["config"]), leaves(to_dict(cfg))
+    old_target, new_target = saved.get("task._target_"), current["task._target_"]
+    if old_target != new_target:  # in config terms: task=<name>, never a class path
+        old_task, new_task = task_name(str(old_target)), task_name(new_target)
+        raise RunError(
+            f"run_dir={cfg.run_dir} holds checkpoints of task={old_task}, not task={new_task}; "
+            f"use another run_dir (e.g. run_dir=runs/{new_task}) or task={old_task}"
+        )
     for key in sorted(current):
         if key in keys and saved.get(key) != current[key]:
             raise RunError(
