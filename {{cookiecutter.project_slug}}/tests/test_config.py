@@ -206,3 +206,30 @@ def test_the_default_run_dir_is_one_per_task_so_a_new_task_never_collides():
     for task in ("regression", "image_classification", "sequence"):
         assert load_config([f"task={task}"]).run_dir == f"runs/{task}"
     assert load_config(["task=sequence", "run_dir=runs/mine"]).run_dir == "runs/mine"
+
+
+def test_experiment_presets_set_their_task_and_keys_and_the_command_line_still_wins():
+    digits = load_config(["experiment=digits_long"])
+    assert digits.task._target_.endswith("ImageClassificationTask")
+    assert (digits.optimizer.name, digits.optimizer.schedule) == ("adamw", "warmup_cosine")
+    assert (digits.checkpoint.best_metric, digits.checkpoint.best_mode) == ("eval_accuracy", "max")
+    assert digits.run_dir == "runs/experiment/digits_long"
+    regression = load_config(["experiment=regression_long", "train.steps=100"])
+    assert regression.train.steps == 100 and regression.optimizer.ema_decay == 0.999
+    with pytest.raises(ConfigError, match="experiment"):
+        load_config(["experiment=no_such_experiment"])
+
+
+def test_debug_presets_set_short_cadences_and_a_new_run_dir_each_time():
+    smoke, again = load_config(["debug=smoke"]), load_config(["debug=smoke"])
+    assert (smoke.train.steps, smoke.eval.every_steps, smoke.checkpoint.every_steps) == (20, 10, 10)
+    assert smoke.run_dir.startswith("runs/debug/smoke-") and smoke.run_dir != again.run_dir
+    overfit = load_config(["debug=overfit"])
+    assert (overfit.data.limit_train, overfit.train.batch_size) == (256, 64)
+
+
+def test_a_limit_below_one_batch_or_on_shards_is_refused():
+    with pytest.raises(ConfigError, match=r"data.limit_train=10: fewer examples than one batch"):
+        load_config(["data.limit_train=10"])
+    with pytest.raises(ConfigError, match=r"the limit applies to data in memory"):
+        load_config(["data.limit_train=256", "data.files=shards"])

@@ -148,6 +148,9 @@ class DataConfig:
     # 64 MiB of training data. A multiple of the worker count lets each worker read only its
     # own files; each file opened costs ~0.2 ms per epoch.
     shards: int = non_negative(0)
+    # Train on the first N training examples only (0: all), in memory: `debug=overfit` uses it
+    # to check that the model can fit a few batches.
+    limit_train: int = non_negative(0)
 
 
 @dataclass
@@ -249,6 +252,16 @@ def validate(cfg: Config) -> Config:
     check_fields(cfg, "")
     if not cfg.run_dir.strip():
         raise ConfigError("run_dir='': must name a directory")
+    if cfg.data.limit_train and cfg.data.limit_train < cfg.train.batch_size:
+        raise ConfigError(
+            f"data.limit_train={cfg.data.limit_train}: fewer examples than one batch "
+            f"(train.batch_size={cfg.train.batch_size})"
+        )
+    if cfg.data.limit_train and cfg.data.files:
+        raise ConfigError(
+            f"data.limit_train={cfg.data.limit_train} with data.files={cfg.data.files}: the "
+            "limit applies to data in memory (prepare fewer shards instead)"
+        )
     if cfg.run_dir == DEFAULT_RUN_DIR:  # one default per task: a new task never collides
         cfg.run_dir = f"runs/{task_name(cfg.task._target_)}"
     for key in COUNTED_KEYS:  # the loop counts steps and cadences in 32-bit integers

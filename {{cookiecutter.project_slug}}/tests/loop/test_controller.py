@@ -203,3 +203,27 @@ def test_a_signal_after_training_ended_says_what_was_saved(tmp_path, capsys):
     assert err.startswith("stopped by SIGTERM after training ended at step 40: its checkpoints")
     assert "nothing was saved" not in err
     assert (tmp_path / "run" / "final_metrics.json").is_file()
+
+
+def test_debug_smoke_runs_every_cadence_of_every_task(tmp_path, task):
+    from {{ cookiecutter.package_name }}.config import load_config
+
+    cfg = load_config(["debug=smoke", f"task={task}", *small(task)])
+    cfg.run_dir = str(tmp_path / "run")
+    result = train_and_evaluate(cfg)
+    assert result["step"] == 20
+    steps = [record["step"] for record in read_metrics(cfg.run_dir)]
+    assert steps == [5, 10, 15, 20]
+    checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("ckpt-*.index"))
+    assert checkpoints == ["ckpt-10.index", "ckpt-20.index"]
+    assert (tmp_path / "run" / "checkpoints" / "best").is_dir()
+
+
+def test_debug_overfit_drives_the_training_loss_far_down_on_four_batches(tmp_path):
+    from {{ cookiecutter.package_name }}.config import load_config
+
+    cfg = load_config(["debug=overfit", "task=regression", *noise_free("regression")])
+    cfg.run_dir = str(tmp_path / "run")
+    train_and_evaluate(cfg)
+    losses = [record["loss"] for record in read_metrics(cfg.run_dir) if "loss" in record]
+    assert len(losses) == 8 and losses[-1] < 0.2 * losses[0], losses

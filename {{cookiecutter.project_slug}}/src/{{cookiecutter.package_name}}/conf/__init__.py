@@ -1,1 +1,2 @@
-"""Hydra configuration files: `config.yaml` and the `distribute` and `precision` groups."""
+"""Hydra configuration files: `config.yaml` and the `distribute`, `precision`, `experiment` and
+`debug` groups."""

@@ -55,7 +55,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from ..config import ConfigError
-from ..data import Arrays, ArraySource, leaves, load_npz, num_rows
+from ..data import Arrays, ArraySource, leaves, load_npz, map_arrays, num_rows
 from ..errors import RunError
 
 SPLITS = ("train", "test")
@@ -114,7 +114,14 @@ class Task:
             from ..shards import ShardSource
 
             return ShardSource(data.files, self, data.shuffle_buffer)
-        return ArraySource(self.arrays(data.path), self.data_name(data.path))
+        arrays = self.arrays(data.path)
+        if data.limit_train:  # debug=overfit: the first examples only
+            first = slice(0, data.limit_train)
+            arrays = arrays._replace(
+                x_train=map_arrays(lambda a: a[first], arrays.x_train),
+                y_train=map_arrays(lambda a: a[first], arrays.y_train),
+            )
+        return ArraySource(arrays, self.data_name(data.path))
 
     def arrays(self, path: str = "") -> Arrays:
         """The checked train and held-out arrays: from the `.npz` at `path` (`data.path`), else the
