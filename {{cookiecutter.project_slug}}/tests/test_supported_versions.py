@@ -67,3 +67,15 @@ def test_the_lowest_job_installs_the_lower_bounds_on_the_oldest_python():
     assert f'python-version: "{table_row("Python")[1]}"' in lowest
     assert "--resolution lowest-direct -e '.[dev]'" in lowest
     assert 'pytest -m "not slow"' in lowest
+
+
+def test_every_command_is_a_console_script_whose_main_exists():
+    import importlib
+
+    scripts = PYPROJECT["project"]["scripts"]
+    modules = {target.split(":")[0].rsplit(".", 1)[1] for target in scripts.values()}
+    commands = {"train", "evaluate", "export", "plot", "prepare", "launch", "bench", "check"}
+    assert modules == commands
+    for target in scripts.values():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), target
