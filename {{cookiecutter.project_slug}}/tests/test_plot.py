@@ -1,5 +1,7 @@
 """Pictures and TensorBoard, read back by their real readers."""
 
+import json
+
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -35,7 +37,6 @@ def test_every_logged_quantity_gets_a_panel_with_its_held_out_curve():
         ("loss", ["loss", "eval_loss"]),
         ("accuracy", ["accuracy", "eval_accuracy"]),
         ("grad_norm", ["grad_norm"]),
-        ("learning_rate", ["learning_rate"]),
         ("recall", ["recall"]),
         ("eval_only", ["eval_only"]),
     ]
@@ -76,3 +77,37 @@ def test_plot_draws_without_importing_tensorflow(tmp_path):
         "print(code, 'tensorflow' in sys.modules)\n"
     )
     assert out.splitlines() == [f"wrote {tmp_path / 'curves.png'}", "0 False"]
+
+
+def test_a_learning_rate_gets_a_panel_only_when_it_changes_and_the_title_says_the_constant():
+    from {{ cookiecutter.package_name }}.plot import _title
+
+    constant = [{"step": s, "loss": 1.0 / s, "learning_rate": 0.002} for s in (1, 2, 3)]
+    assert [title for title, _ in panels(constant)] == ["loss"]
+    assert _title("runs/a", constant) == "a, learning rate 0.002 throughout"
+    changing = [{"step": s, "loss": 1.0 / s, "learning_rate": 0.1 * s} for s in (1, 2, 3)]
+    assert [title for title, _ in panels(changing)] == ["loss", "learning_rate"]
+
+
+def test_the_curves_name_each_loss_and_mark_the_best_checkpoint(make_config, tmp_path):
+    import matplotlib.pyplot as plt
+
+    cfg = make_config("checkpoint.best_metric=eval_loss", "eval.every_steps=10")
+    train_and_evaluate(cfg)
+    figures = []
+    close = plt.close
+    plt.close = lambda figure=None: figures.append(figure)  # keep the figure to read it back
+    try:
+        plot_curves(cfg.run_dir)
+    finally:
+        plt.close = close
+    loss = next(axis for axis in figures[0].axes if axis.get_title() == "loss")
+    labels = [text.get_text() for text in loss.get_legend().get_texts()]
+    assert labels[:2] == [
+        "training objective (+ the model's own losses, with training noise)",
+        "held-out loss (the task's loss alone, no noise)",
+    ]
+    best = json.loads((tmp_path / "run" / "checkpoints" / "best" / "best.json").read_text())
+    assert labels[2] == f"best checkpoint (step {best['step']})"
+    assert figures[0]._suptitle.get_text().startswith("run, task=regression")
+    close(figures[0])

@@ -1,12 +1,17 @@
 """Draw a run's training curves: `python -m {{ cookiecutter.package_name }}.plot run_dir=runs/a`.
 
 Writes `run_dir/curves.png` from `metrics.jsonl`: one panel per logged quantity, whatever the
-task logs (`loss`, each metric, the model's own metrics, `grad_norm`, `learning_rate`), with the
-held-out curve (`eval_<name>`) drawn in the same panel as its training curve. Training draws it
-at the end too; TensorBoard stays the live view (`tensorboard --logdir runs`).
+task logs (`loss`, each metric, the model's own metrics, `grad_norm`, `learning_rate` when it
+changes), with the held-out curve (`eval_<name>`) drawn in the same panel as its training curve.
+The legend says what each loss is: the training objective adds the model's own losses and runs
+with training noise, the held-out loss is the task's loss alone without noise, so the two need
+not meet. The best checkpoint (`checkpoint.best_metric`) is marked. Training draws it at the
+end too; TensorBoard stays the live view (`tensorboard --logdir runs`).
 
 >>> panels([{"step": 1, "loss": 0.5, "accuracy": 0.7, "eval_loss": 0.6, "steps_per_sec": 9.0}])
 [('loss', ['loss', 'eval_loss']), ('accuracy', ['accuracy'])]
+>>> panels([{"step": 1, "learning_rate": 0.1}, {"step": 2, "learning_rate": 0.1}])
+[]
 """
 
 from __future__ import annotations
@@ -19,19 +24,65 @@ from .config import Config
 from .errors import RunError
 
 NOT_DRAWN = ("step", "steps_per_sec")  # the x axis, and a speed rather than a result
+SETTINGS = ("learning_rate",)  # drawn only when a schedule changes it
 COLUMNS = 3
 
 
 def panels(records: list[dict]) -> list[tuple[str, list[str]]]:
-    """`(title, keys)` per panel, in the order the keys first appear: `x` with `eval_x`."""
+    """`(title, keys)` per panel, in the order the keys first appear: `x` with `eval_x`; a
+    setting that never changes (a constant learning rate) gets no panel, only a word in the
+    title."""
     keys = list(dict.fromkeys(key for record in records for key in record))
-    drawn = [key for key in keys if key not in NOT_DRAWN]
+    drawn = [
+        key
+        for key in keys
+        if key not in NOT_DRAWN and not (key in SETTINGS and len(_values(records, key)) == 1)
+    ]
     result = []
     for key in drawn:
         if key.startswith("eval_") and key.removeprefix("eval_") in drawn:
             continue  # drawn in its training curve's panel
         result.append((key, [key] + [f"eval_{key}"] * (f"eval_{key}" in drawn)))
     return result
+
+
+def _values(records: list[dict], key: str) -> set:
+    return {record[key] for record in records if isinstance(record.get(key), (int, float))}
+
+
+# What the legend says each curve is.
+LABELS = {
+    "loss": "training objective (+ the model's own losses, with training noise)",
+    "eval_loss": "held-out loss (the task's loss alone, no noise)",
+}
+
+
+def _best(run_dir: str) -> dict | None:
+    """`checkpoints/best/best.json` of the run (metric, step, value), if it keeps one."""
+    import json
+
+    try:
+        with open(os.path.join(run_dir, "checkpoints", "best", "best.json"), encoding="utf-8") as f:
+            best = json.load(f)
+        return best if best.get("step") is not None else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _title(run_dir: str, records: list[dict]) -> str:
+    """The figure's title: the run, its task and what does not change."""
+    import json
+
+    task = ""
+    try:
+        with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as file:
+            target = json.load(file)["config"]["task"]["_target_"]
+        task = f", task={target.rsplit('.', 2)[-2]}"
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        pass
+    constant = _values(records, "learning_rate")
+    rate = f", learning rate {next(iter(constant)):.3g} throughout" if len(constant) == 1 else ""
+    return f"{os.path.basename(os.path.normpath(run_dir))}{task}{rate}"
 
 
 def plot_curves(run_dir: str) -> str:
@@ -54,21 +105,33 @@ def plot_curves(run_dir: str) -> str:
     )
     for axis in axes.flat[len(layout) :]:
         axis.set_visible(False)
+    best = _best(run_dir)
     for axis, (title, keys) in zip(axes.flat, layout):
         positive = True
         for key in keys:
             points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
             if points:
-                label = "held-out" if key.startswith("eval_") else "training"
+                label = LABELS.get(key, "held-out" if key.startswith("eval_") else "training")
                 axis.plot(*zip(*points), marker="." if len(points) < 30 else None, label=label)
                 positive = positive and min(p[1] for p in points) > 0
+        if best and best["metric"] in (title, f"eval_{title}"):
+            axis.axvline(best["step"], color="gray", linestyle="--", linewidth=1)
+            axis.plot(
+                [best["step"]],
+                [best["value"]],
+                "k*",
+                markersize=10,
+                label=f"best checkpoint (step {best['step']})",
+            )
         axis.set_title(title)
         axis.set_xlabel("step")
+        axis.set_ylabel(title)
         axis.grid(alpha=0.3)
-        if len(keys) > 1:
-            axis.legend()
+        if len(axis.get_lines()) > 1:
+            axis.legend(fontsize="small")
         if title.endswith("loss") and positive:
             axis.set_yscale("log")
+    figure.suptitle(_title(run_dir, records))
     path = os.path.join(run_dir, "curves.png")
     tmp = os.path.join(run_dir, "curves.tmp.png")
     figure.savefig(tmp, dpi=100)
