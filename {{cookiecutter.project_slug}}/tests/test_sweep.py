@@ -58,9 +58,31 @@ def test_a_sweep_runs_every_combination_into_its_own_run_dir_and_summarizes(tmp_
     assert [row["overrides"] for row in rows] == [
         f"optimizer.learning_rate={rate} seed={seed}" for rate in (0.1, 0.3) for seed in (0, 1)
     ]
+    assert [(row["optimizer.learning_rate"], row["seed"]) for row in rows] == [
+        ("0.1", "0"),
+        ("0.1", "1"),
+        ("0.3", "0"),
+        ("0.3", "1"),
+    ]  # one column per swept key
     assert (sweep / "summary.png").stat().st_size > 0
+    # The seed is a repeat, not a setting: the mean and spread over seeds per learning rate.
+    with open(sweep / "summary_by_setting.csv", encoding="utf-8") as file:
+        settings = list(csv.DictReader(file))
+    assert [row["optimizer.learning_rate"] for row in settings] == ["0.1", "0.3"]
+    assert [float(row["mean"]) for row in settings] == pytest.approx([0.15, 0.45])
+    assert [float(row["std"]) for row in settings] == pytest.approx([0.05, 0.15])
     out = capsys.readouterr().out
+    assert "optimizer.learning_rate=0.1: eval_loss mean 0.15 +- 0.05 over 2 seeds" in out
     assert "best: job 0 (optimizer.learning_rate=0.1 seed=0), eval_loss=0.1" in out
+    # TensorBoard's HParams view: one run per job, its swept keys and its figures.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert f"tensorboard --logdir {sweep / 'hparams'}" in out
+    events = EventAccumulator(str(sweep / "hparams" / "3"))
+    events.Reload()
+    session = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    assert b"optimizer.learning_rate" in session and b"0.3" in session
+    assert "eval_loss" in events.Tags()["tensors"]
 
 
 def test_a_sweep_of_other_overrides_into_a_used_directory_is_refused_before_any_job(

@@ -47,10 +47,12 @@ def job_rows(sweep_dir: str) -> list[dict]:
         directory = os.path.join(sweep_dir, name)
         try:
             with open(os.path.join(directory, ".hydra", "overrides.yaml"), encoding="utf-8") as f:
-                overrides = " ".join(yaml.safe_load(f) or [])
+                listed = list(yaml.safe_load(f) or [])
         except OSError:
-            overrides = ""
-        row = {"job": int(name), "overrides": overrides, "status": "done"}
+            listed = []
+        row = {"job": int(name), "overrides": " ".join(listed), "status": "done"}
+        # One column per swept key, so a spreadsheet can sort and group by each.
+        row.update(override.lstrip("+~").split("=", 1) for override in listed if "=" in override)
         try:
             with open(os.path.join(directory, "final_metrics.json"), encoding="utf-8") as file:
                 final = json.load(file)
@@ -82,33 +84,120 @@ def best_row(rows: list[dict], metric: str, mode: str) -> dict | None:
     return (min if mode == "min" else max)(scored, key=lambda row: row[metric])
 
 
-def write_summary(sweep_dir: str, metric: str = "eval_loss", mode: str = "min") -> list[dict]:
-    """Writes `summary.csv` and `summary.png` into `sweep_dir`; returns the rows."""
-    rows = job_rows(sweep_dir)
+def settings(rows: list[dict]) -> list[str]:
+    """The swept keys other than `seed`: what a setting is, over which seeds are repeats."""
+    keys = dict.fromkeys(
+        key for row in rows for key in row if "." in key or key in ("task", "precision")
+    )
+    return [key for key in keys if key != "seed"]
+
+
+def by_setting(rows: list[dict], metric: str) -> list[dict]:
+    """One row per setting (the swept keys but `seed`): how many jobs finished, and the mean,
+    standard deviation, min and max of `metric` over them (its seeds).
+
+    >>> rows = [
+    ...     {"optimizer.learning_rate": "0.1", "seed": "0", "eval_loss": 1.0},
+    ...     {"optimizer.learning_rate": "0.1", "seed": "1", "eval_loss": 3.0},
+    ... ]
+    >>> row = by_setting(rows, "eval_loss")[0]
+    >>> row["optimizer.learning_rate"], row["runs"], row["mean"], row["std"]
+    ('0.1', 2, 2.0, 1.0)
+    """
+    keys = settings(rows)
+    groups: dict[tuple, list[float]] = {}
+    for row in rows:
+        value = row.get(metric)
+        group = groups.setdefault(tuple(row.get(key, "") for key in keys), [])
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            group.append(float(value))
+    result = []
+    for setting, values in groups.items():
+        entry = dict(zip(keys, setting))
+        entry["runs"] = len(values)
+        if values:
+            mean = sum(values) / len(values)
+            entry.update(
+                mean=mean,
+                std=math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)),
+                min=min(values),
+                max=max(values),
+            )
+        result.append(entry)
+    return result
+
+
+def _write_csv(path: str, rows: list[dict]) -> None:
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    with open(os.path.join(sweep_dir, "summary.csv"), "w", newline="", encoding="utf-8") as file:
+    with open(path, "w", newline="", encoding="utf-8") as file:
         writer = csv.DictWriter(file, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    _plot(rows, metric, os.path.join(sweep_dir, "summary.png"))
+
+
+def write_summary(sweep_dir: str, metric: str = "eval_loss", mode: str = "min") -> list[dict]:
+    """Writes `summary.csv` (one row per job, one column per swept key),
+    `summary_by_setting.csv` (mean and spread over seeds) and `summary.png` into
+    `sweep_dir`; returns the job rows."""
+    rows = job_rows(sweep_dir)
+    _write_csv(os.path.join(sweep_dir, "summary.csv"), rows)
+    grouped = by_setting(rows, metric)
+    _write_csv(os.path.join(sweep_dir, "summary_by_setting.csv"), grouped)
+    _plot(grouped, settings(rows), metric, mode, os.path.join(sweep_dir, "summary.png"))
     return rows
 
 
-def _plot(rows: list[dict], metric: str, path: str) -> None:
+def _plot(grouped: list[dict], keys: list[str], metric: str, mode: str, path: str) -> None:
+    """One bar per setting: the mean of `metric` over its seeds, the spread as an error bar
+    (min to max); labels are sized to fit."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [row for row in rows if isinstance(row.get(metric), (int, float))]
-    figure, axis = plt.subplots(figsize=(8, 0.5 * max(len(shown), 2) + 1), constrained_layout=True)
-    labels = [f"{row['job']}: {row['overrides']}" for row in shown]
-    axis.barh(labels, [row[metric] for row in shown])
+    shown = [row for row in grouped if "mean" in row]
+    labels = [" ".join(f"{key}={row[key]}" for key in keys) or "(one setting)" for row in shown]
+    width = 4 + 0.09 * max((len(label) for label in labels), default=10)
+    height = 0.5 * max(len(shown), 2) + 1.2
+    figure, axis = plt.subplots(figsize=(width, height), constrained_layout=True)
+    means = [row["mean"] for row in shown]
+    spread = [
+        [m - row["min"] for m, row in zip(means, shown)],
+        [row["max"] - m for m, row in zip(means, shown)],
+    ]
+    axis.barh(labels, means, xerr=spread, capsize=4, alpha=0.7)
     axis.invert_yaxis()
-    axis.set_xlabel(metric)
+    runs = max((row["runs"] for row in shown), default=1)
+    axis.set_xlabel(f"{metric} ({'lower' if mode == 'min' else 'higher'} is better)")
+    axis.set_title(
+        f"mean over {runs} seeds per setting; error bars: min to max" if runs > 1 else metric
+    )
     axis.grid(alpha=0.3, axis="x")
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def write_hparams(sweep_dir: str, rows: list[dict], metric: str) -> str | None:
+    """TensorBoard's HParams view of the sweep: one run per job under `sweep_dir/hparams`, its
+    swept keys as hyperparameters and its final figures as metrics
+    (`tensorboard --logdir <sweep_dir>/hparams`). None without TensorFlow."""
+    try:
+        import tensorflow as tf
+        from tensorboard.plugins.hparams import api as hp
+    except ImportError:
+        return None
+    root = os.path.join(sweep_dir, "hparams")
+    keys = [*settings(rows), *(["seed"] if any("seed" in row for row in rows) else [])]
+    for row in rows:
+        figures = {k: v for k, v in row.items() if k.startswith(("eval_", "best_")) or k == "loss"}
+        if not figures:
+            continue
+        with tf.summary.create_file_writer(os.path.join(root, str(row["job"]))).as_default():
+            hp.hparams({key: str(row.get(key, "")) for key in keys}, trial_id=str(row["job"]))
+            for name, value in figures.items():
+                if isinstance(value, (int, float)):
+                    tf.summary.scalar(name, value, step=int(row.get("step", 0)))
+    return root
 
 
 class SweepSummary(Callback):
@@ -153,9 +242,22 @@ class SweepSummary(Callback):
             rate = row.get("steps_per_sec")
             speed = f", {rate:.0f} steps/s" if isinstance(rate, float) else ""
             print(f"job {row['job']}: {row['overrides']}: {metric}={shown}{speed}")
+        grouped = by_setting(rows, metric)
+        if any(row["runs"] > 1 for row in grouped):  # seeds repeat a setting: compare means
+            keys = settings(rows)
+            for row in grouped:
+                if "mean" in row:
+                    shown = " ".join(f"{key}={row[key]}" for key in keys)
+                    print(
+                        f"{shown}: {metric} mean {row['mean']:.6g} +- {row['std']:.2g} "
+                        f"over {row['runs']} seeds (min {row['min']:.6g}, max {row['max']:.6g})"
+                    )
         best = best_row(rows, metric, mode)
         if best is not None:
             print(
                 f"best: job {best['job']} ({best['overrides']}), {metric}={best[metric]:.6g}; "
                 f"summary in {os.path.join(sweep_dir, 'summary.csv')}"
             )
+        hparams = write_hparams(sweep_dir, rows, metric)
+        if hparams:
+            print(f"TensorBoard's HParams view: tensorboard --logdir {hparams}")
