@@ -233,3 +233,34 @@ def test_a_limit_below_one_batch_or_on_shards_is_refused():
         load_config(["data.limit_train=10"])
     with pytest.raises(ConfigError, match=r"the limit applies to data in memory"):
         load_config(["data.limit_train=256", "data.files=shards"])
+
+
+def test_module_level_imports_of_the_package_form_no_circle_and_errors_is_the_bottom():
+    # config -> tasks -> data -> errors -> config was a circle (broken only by imports inside
+    # functions): errors now sits at the bottom and nothing the config uses imports it.
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "src" / "{{ cookiecutter.package_name }}"
+    graph = {}
+    for path in package.rglob("*.py"):
+        module = ".".join(path.relative_to(package.parent).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        found = set()
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:  # module level only
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = module.split(".")
+                base = base[: len(base) - node.level + (path.name == "__init__.py")]
+                target = ".".join(base + ([node.module] if node.module else []))
+                found.add(target)
+        graph[module] = found
+    assert graph["{{ cookiecutter.package_name }}.errors"] == set()  # the bottom: imports nothing of ours
+    for below in ("data", "shards", "tasks.base", "support"):  # what the config itself uses
+        assert "{{ cookiecutter.package_name }}.config" not in graph[f"{{ cookiecutter.package_name }}.{below}"], below
+
+    def visit(module, trail):
+        assert module not in trail, " -> ".join([*trail, module])
+        for target in graph.get(module, ()):
+            visit(target, [*trail, module])
+
+    for module in graph:
+        visit(module, [])

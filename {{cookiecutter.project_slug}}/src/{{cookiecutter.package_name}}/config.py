@@ -33,11 +33,8 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .errors import ConfigError
 from .support import PRECISIONS, STRATEGIES, unsupported_reason
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot run; the message is one line naming the key."""
 
 
 # -- what a key accepts: dataclass field metadata, read by `validate` for every section ---------

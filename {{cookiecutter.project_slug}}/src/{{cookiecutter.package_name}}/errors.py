@@ -1,6 +1,7 @@
-"""Errors a user can fix; the entry points print their message as one line, never a traceback."""
+"""Errors a user can fix; the entry points print their message as one line, never a traceback.
 
-from .config import ConfigError
+The bottom of the package: it imports nothing of it, and every module may import it.
+"""
 
 __all__ = [
     "ConfigError",
@@ -16,6 +17,11 @@ __all__ = [
     "STOP_SIGNALS",
     "signal_name",
 ]
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot run; the message is one line naming the key."""
+
 
 # Exit codes, documented in the README ("What a run guarantees").
 EXIT_USAGE = 2  # a bad config value, a missing data file, an unusable run_dir, no TPU...

@@ -54,9 +54,8 @@ from typing import ClassVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from ..config import ConfigError
 from ..data import Arrays, ArraySource, leaves, load_npz, map_arrays, num_rows
-from ..errors import RunError
+from ..errors import ConfigError, RunError
 
 SPLITS = ("train", "test")
 
