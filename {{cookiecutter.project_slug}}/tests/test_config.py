@@ -264,3 +264,22 @@ def test_module_level_imports_of_the_package_form_no_circle_and_errors_is_the_bo
 
     for module in graph:
         visit(module, [])
+
+
+@pytest.mark.parametrize(
+    ("command", "reads"),
+    [
+        ("evaluate", {"run_dir", "checkpoint.which", "distribute.strategy", "eval.batch_size"}),
+        ("export", {"run_dir", "checkpoint.which"}),
+        ("plot", {"run_dir"}),
+    ],
+)
+def test_each_commands_help_lists_only_the_keys_it_reads(command, reads, capsys):
+    import importlib
+
+    main = importlib.import_module(f"{{ cookiecutter.package_name }}.{command}").main
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    listed = {line.split("=")[0].strip() for line in out.splitlines() if line.startswith("  ")}
+    assert reads <= listed and not any(key.startswith("train.") for key in listed), listed
+    assert out.startswith(f"usage: python -m {{ cookiecutter.package_name }}.{command} [key=value ...]")

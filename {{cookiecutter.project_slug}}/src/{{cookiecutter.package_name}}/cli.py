@@ -44,8 +44,13 @@ def run(
     main: Callable[[Config], object],
     argv: list[str] | None = None,
     tensorflow: bool = True,
+    keys: tuple[str, ...] = (),
 ) -> int:
-    """Parses `argv` into a checked Config, runs `main(cfg)`, and maps failures to exit codes."""
+    """Parses `argv` into a checked Config, runs `main(cfg)`, and maps failures to exit codes.
+
+    `keys`: the config keys (or sections) the command reads; its `--help` lists those only.
+    Without them, `--help` is Hydra's, with every key (the training command).
+    """
     argv = sys.argv[1:] if argv is None else argv
     # Until the loop installs its own handlers (which save a checkpoint first), every stop
     # signal (STOP_SIGNALS) ends the command with one line instead of a traceback or a silent
@@ -53,6 +58,9 @@ def run(
     stops = [getattr(signal, name) for name in STOP_SIGNALS if name != "SIGINT"]
     previous = {signum: signal.signal(signum, _interrupt) for signum in stops}
     try:
+        if keys and any(arg in ("-h", "--help") for arg in argv):
+            print(command_help(module, keys))
+            return 0
         return _run(module, main, argv, tensorflow)
     except (KeyboardInterrupt, Interrupted) as stop:
         code = getattr(stop, "exit_code", EXIT_SIGINT)
@@ -62,6 +70,34 @@ def run(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def command_help(module: str, keys: tuple[str, ...]) -> str:
+    """The `--help` of a command that reads only `keys`: its docstring's first paragraph and
+    each key with its default.
+
+    >>> print(command_help("json", ("run_dir", "checkpoint.which")).splitlines()[-2:])
+    ['  run_dir=runs/...', '  checkpoint.which=latest']
+    """
+    import dataclasses
+    import importlib
+
+    doc = (importlib.import_module(module).__doc__ or "").strip().split("\n\n")[0]
+    defaults = {}
+
+    def walk(prefix, value):
+        if dataclasses.is_dataclass(value):
+            for field in dataclasses.fields(value):
+                walk(f"{prefix}{field.name}.", getattr(value, field.name))
+        else:
+            defaults[prefix[:-1]] = value
+
+    walk("", load_config([]))
+    lines = [f"usage: python -m {module} [key=value ...]", "", doc, "", "keys it reads:"]
+    for key in keys:
+        shown = {k: v for k, v in defaults.items() if k == key or k.startswith(f"{key}.")}
+        lines += [f"  {k}={'' if v is None else v}" for k, v in shown.items()] or [f"  {key}"]
+    return "\n".join(lines)
 
 
 def _interrupt(signum, frame):

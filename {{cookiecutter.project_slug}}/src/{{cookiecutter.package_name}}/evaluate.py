@@ -64,7 +64,12 @@ def evaluate(cfg: Config) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(f"{__package__}.evaluate", evaluate, argv)
+    return run(
+        f"{__package__}.evaluate",
+        evaluate,
+        argv,
+        keys=("run_dir", "checkpoint.which", "distribute", "eval.batch_size"),
+    )
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ def _umask() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(f"{__package__}.export", export, argv)
+    return run(f"{__package__}.export", export, argv, keys=("run_dir", "checkpoint.which"))
 
 
 if __name__ == "__main__":

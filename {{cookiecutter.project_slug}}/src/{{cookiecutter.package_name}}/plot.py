@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
         return path
 
-    return run(f"{__package__}.plot", plot, argv, tensorflow=False)
+    return run(f"{__package__}.plot", plot, argv, tensorflow=False, keys=("run_dir",))
 
 
 if __name__ == "__main__":

@@ -56,7 +56,12 @@ def prepare(cfg: Config) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(f"{__package__}.prepare", prepare, argv)
+    return run(
+        f"{__package__}.prepare",
+        prepare,
+        argv,
+        keys=("data.files", "data.path", "data.shards", "task", "seed"),
+    )
 
 
 if __name__ == "__main__":
