@@ -29,7 +29,7 @@ demo: $(STAMP)  ## bake the defaults into build/demo (a second run keeps that ba
 	@echo "  cd $(DEMO_PROJECT) && $(BIN)/python -m custom_tf_project.plot run_dir=runs/demo"
 
 test: $(STAMP)  ## the template's whole suite: bakes, hooks, and every option combination training
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --durations=15
 
 test-fast: $(STAMP)  ## bakes and hooks only, no TensorFlow run
 	$(BIN)/python -m pytest tests -m "not slow"
