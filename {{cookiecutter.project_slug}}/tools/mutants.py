@@ -1,6 +1,6 @@
 """Mutation testing: plausible wrong versions of each technique must fail its tests.
 
-    python tools/mutants.py              # every mutant (make mutants), ~10 min on 2 CPU cores
+    python tools/mutants.py              # every mutant (make mutants), ~14 min on 2 CPU cores
     python tools/mutants.py --only loss  # the mutants of one exercise
 
 Each mutant is one text replacement in `src/`, written as a student (or a hurried researcher)
