@@ -14,7 +14,7 @@ accepts, for the loop's sections and every task's alike.
 >>> load_config(["train.batch_size=-4"])
 Traceback (most recent call last):
 ...
-{{ cookiecutter.package_name }}.config.ConfigError: train.batch_size=-4: must be a positive integer
+{{ cookiecutter.package_name }}.errors.ConfigError: train.batch_size=-4: must be a positive integer
 """
 
 from __future__ import annotations
