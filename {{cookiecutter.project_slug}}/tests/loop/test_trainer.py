@@ -199,7 +199,8 @@ def test_the_logged_loss_metrics_and_gradient_norm_are_the_global_batchs_under_c
         assert logs[name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
     assert expected["grad_norm"] > 0.01  # far above clip_norm: clipping is at work
     moved = [b - v.numpy() for b, v in zip(before, trainer.variables) if v.constraint is None]
-    assert np.sqrt(sum((m**2).sum() for m in moved)) <= LEARNING_RATE * 0.001 * (1 + 1e-4)
+    # within float32's reading of a 1e-4 step off weights near 1 (unclipped: ten times more)
+    assert np.sqrt(sum((m**2).sum() for m in moved)) <= LEARNING_RATE * 0.001 * 1.01
 
 
 @REPLICAS
