@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Callable
 
 from .check import unfinished_exercise
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, flat, load_config
 from .errors import (
     EXIT_DIVERGED,
     EXIT_SIGINT,
@@ -79,20 +79,10 @@ def command_help(module: str, keys: tuple[str, ...]) -> str:
     >>> print(command_help("json", ("run_dir", "checkpoint.which")).splitlines()[-2:])
     ['  run_dir=runs/...', '  checkpoint.which=latest']
     """
-    import dataclasses
     import importlib
 
     doc = (importlib.import_module(module).__doc__ or "").strip().split("\n\n")[0]
-    defaults = {}
-
-    def walk(prefix, value):
-        if dataclasses.is_dataclass(value):
-            for field in dataclasses.fields(value):
-                walk(f"{prefix}{field.name}.", getattr(value, field.name))
-        else:
-            defaults[prefix[:-1]] = value
-
-    walk("", load_config([]))
+    defaults = flat(load_config([]))
     lines = [f"usage: python -m {module} [key=value ...]", "", doc, "", "keys it reads:"]
     for key in keys:
         shown = {k: v for k, v in defaults.items() if k == key or k.startswith(f"{key}.")}

@@ -235,6 +235,25 @@ MAX_COUNT = 2**31 - 1
 DEFAULT_RUN_DIR = "runs/<task>"
 
 
+def flat(cfg) -> dict:
+    """`{dotted key: value}` of every setting of a config (dataclasses inside dataclasses).
+
+    >>> flat(TrainConfig())["steps"]
+    3000
+    """
+    found = {}
+
+    def walk(prefix, value):
+        if dataclasses.is_dataclass(value):
+            for field in dataclasses.fields(value):
+                walk(f"{prefix}{field.name}.", getattr(value, field.name))
+        else:
+            found[prefix[:-1]] = value
+
+    walk("", cfg)
+    return found
+
+
 def task_name(target: str) -> str:
     """The `task=` name of a task class path (its module's name).
 

@@ -20,7 +20,7 @@ import math
 import os
 
 from .cli import run
-from .config import Config
+from .config import Config, task_name
 from .errors import RunError
 
 NOT_DRAWN = ("step", "steps_per_sec")  # the x axis, and a speed rather than a result
@@ -77,7 +77,7 @@ def _title(run_dir: str, records: list[dict]) -> str:
     try:
         with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as file:
             target = json.load(file)["config"]["task"]["_target_"]
-        task = f", task={target.rsplit('.', 2)[-2]}"
+        task = f", task={task_name(target)}"
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         pass
     constant = _values(records, "learning_rate")

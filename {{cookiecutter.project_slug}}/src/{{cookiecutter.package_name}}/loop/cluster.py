@@ -7,7 +7,6 @@ datasets behave the same everywhere.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import zlib
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from ..config import DistributeConfig
+from ..config import DistributeConfig, flat
 from ..errors import RunError
 
 
@@ -187,19 +186,9 @@ SHOWN_PER_WORKER_KEYS = "run_dir, data.path, data.files, distribute.port_base, p
 
 def settings_of(cfg) -> list[tuple[str, object]]:
     """`[(dotted key, value)]` of every setting of `cfg` the workers must agree on."""
-    found = []
-
-    def walk(prefix, value):
-        if dataclasses.is_dataclass(value):
-            for field in dataclasses.fields(value):
-                walk(f"{prefix}{field.name}.", getattr(value, field.name))
-        else:
-            found.append((prefix[:-1], value))
-
-    walk("", cfg)
     return [
         (key, value)
-        for key, value in found
+        for key, value in flat(cfg).items()
         if not any(key == p or key.startswith(p) for p in PER_WORKER_KEYS)
     ]
 
