@@ -5,6 +5,8 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < requirements-dev.txt | cut -d' ' -f1)
 DEMO := build/demo
 DEMO_PROJECT := $(DEMO)/custom-tf-project
+# `make test` runs a test per core, at most 4 (each holds TensorFlow processes of 1-2 GB).
+JOBS ?= $(shell $(PYTHON) -c 'import os; print(min(os.cpu_count() or 1, 4))')
 
 .PHONY: demo test test-fast lint clean
 
@@ -29,10 +31,10 @@ demo: $(STAMP)  ## bake the defaults into build/demo (a second run keeps that ba
 	@echo "  cd $(DEMO_PROJECT) && $(BIN)/python -m custom_tf_project.plot run_dir=runs/demo"
 
 test: $(STAMP)  ## the template's whole suite: bakes, hooks, and every option combination training
-	$(BIN)/python -m pytest tests --durations=15
+	$(BIN)/python -m pytest tests -n $(JOBS) --dist load --maxschedchunk 1 --durations=15
 
 test-fast: $(STAMP)  ## bakes and hooks only, no TensorFlow run
-	$(BIN)/python -m pytest tests -m "not slow"
+	$(BIN)/python -m pytest tests -m "not slow" -n $(JOBS)
 
 lint: $(STAMP)  ## the template's own code (the bakes are linted inside tests/test_bake.py)
 	$(BIN)/ruff check hooks tests

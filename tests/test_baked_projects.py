@@ -9,14 +9,13 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import tensorflow as tf
 
-from .conftest import CONTEXT, SUPPORTED, combo_id, pip_install, run
+from .conftest import CONTEXT, SUPPORTED, combo_id, install, run
 
 pytestmark = pytest.mark.slow
 
@@ -33,16 +32,18 @@ SHORT_RUN = [
 def default_bake(cookies_session):
     result = cookies_session.bake()
     assert result.exit_code == 0, result.exception
-    pip_install(result.project_path)
+    install(result.project_path)
     return result.project_path
 
 
+def python(project, *arguments):
+    """A command run by the python of `project`'s own (layered) virtualenv."""
+    return [install(project), *map(str, arguments)]
+
+
 def train(project, run_dir, *overrides, check=True):
-    return run(
-        [sys.executable, "-m", f"{PACKAGE}.train", f"run_dir={run_dir}", *overrides],
-        cwd=project,
-        check=check,
-    )
+    command = python(project, "-m", f"{PACKAGE}.train", f"run_dir={run_dir}", *overrides)
+    return run(command, cwd=project, check=check)
 
 
 def losses(run_dir):
@@ -50,12 +51,23 @@ def losses(run_dir):
         return [json.loads(line)["loss"] for line in file if "loss" in json.loads(line)]
 
 
-def test_default_bake_passes_its_own_test_suite(default_bake):
-    run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=default_bake,
-        timeout=1200,
-    )
+# The bake's own whole suite, in three parts of a few minutes each that run side by side with
+# the rest (`make test` runs `pytest -n`); together they are every test: a new test file of the
+# bake lands in "slow-rest" or "fast".
+RECOVERY = ["tests/test_fault_tolerance.py", "tests/test_deploy.py", "tests/test_sweep.py"]
+OWN_SUITE = {
+    "fast": ["-m", "not slow"],
+    "slow-recovery": ["-m", "slow", *RECOVERY],
+    "slow-rest": ["-m", "slow", *(f"--ignore={path}" for path in RECOVERY)],
+}
+
+
+@pytest.mark.minutes(9)
+@pytest.mark.parametrize("part", OWN_SUITE.values(), ids=OWN_SUITE.keys())
+def test_default_bake_passes_its_own_test_suite(default_bake, part):
+    suite = python(default_bake, "-m", "pytest", "-q", "-p", "no:cacheprovider", *part)
+    done = run(suite, cwd=default_bake, timeout=1800)
+    assert re.search(r"\d+ passed", done.stdout.strip().splitlines()[-1]), done.stdout[-2000:]
 
 
 def test_default_bake_trains_and_leaves_a_loadable_checkpoint(default_bake, tmp_path):
@@ -70,12 +82,13 @@ def test_default_bake_trains_and_leaves_a_loadable_checkpoint(default_bake, tmp_
 def test_default_bake_evaluates_and_exports(default_bake, tmp_path):
     run_dir = tmp_path / "run"
     train(default_bake, run_dir, "train.steps=20", "checkpoint.every_steps=20")
-    run([sys.executable, "-m", f"{PACKAGE}.evaluate", f"run_dir={run_dir}"], cwd=default_bake)
+    run(python(default_bake, "-m", f"{PACKAGE}.evaluate", f"run_dir={run_dir}"), cwd=default_bake)
     assert json.loads((run_dir / "eval.json").read_text())["step"] == 20
-    run([sys.executable, "-m", f"{PACKAGE}.export", f"run_dir={run_dir}"], cwd=default_bake)
+    run(python(default_bake, "-m", f"{PACKAGE}.export", f"run_dir={run_dir}"), cwd=default_bake)
     assert (run_dir / "export" / "model.keras").is_file()
 
 
+@pytest.mark.minutes(2)
 def test_default_bake_classifies_digits_and_serves_class_ids_without_the_package(
     default_bake, tmp_path
 ):
@@ -83,7 +96,7 @@ def test_default_bake_classifies_digits_and_serves_class_ids_without_the_package
     train(default_bake, run_dir, "task=image_classification")  # the README's command, defaults
     final = json.loads((run_dir / "final_metrics.json").read_text())
     assert final["step"] == 3000 and final["eval_accuracy"] >= 0.95, final
-    run([sys.executable, "-m", f"{PACKAGE}.export", f"run_dir={run_dir}"], cwd=default_bake)
+    run(python(default_bake, "-m", f"{PACKAGE}.export", f"run_dir={run_dir}"), cwd=default_bake)
     code = (
         "import sys, numpy as np, tensorflow as tf\n"
         "from sklearn.datasets import load_digits\n"
@@ -94,7 +107,7 @@ def test_default_bake_classifies_digits_and_serves_class_ids_without_the_package
         "assert not [m for m in sys.modules if m.startswith('custom_tf_project')]\n"
         "print((out['class_ids'].numpy() == y).mean())\n"
     )
-    done = run([sys.executable, "-c", code], cwd=tmp_path)
+    done = run(python(default_bake, "-c", code), cwd=tmp_path)
     assert float(done.stdout.strip()) >= 0.95  # every digit, training and held-out
 
 
@@ -108,6 +121,7 @@ def test_bad_run_time_value_is_one_line_without_traceback(default_bake, tmp_path
 TASKS = CONTEXT["default_task"]  # every shipped task
 
 
+@pytest.mark.minutes(1)
 @pytest.mark.parametrize("combo", SUPPORTED, ids=combo_id)
 def test_every_supported_combination_bakes_installs_and_trains_every_task(cookies, tmp_path, combo):
     strategy, precision = combo
@@ -116,17 +130,18 @@ def test_every_supported_combination_bakes_installs_and_trains_every_task(cookie
     )
     assert result.exit_code == 0, result.exception
     project = result.project_path
-    pip_install(project)
     overrides = list(SHORT_RUN)
     if strategy == "mirrored":
         # two replicas on the CPU; a short last eval batch leaves one replica empty
         overrides += ["distribute.cpu_devices=2", "eval.batch_size=7"]
+    tasks = TASKS
     if strategy == "tpu":  # no TPU here: the default must refuse in one line, then train on CPU
         refused = train(project, tmp_path / "tpu", "train.steps=2", check=False)
         assert refused.returncode == 2
         assert refused.stderr.strip().splitlines()[-1].startswith("error: distribute=tpu: no TPU")
         overrides.append("distribute=none")
-    for task in TASKS:
+        tasks = TASKS[:1]  # the rest is the `none` bake of the same precision, trained above
+    for task in tasks:
         run_dir = tmp_path / task
         train(project, run_dir, f"task={task}", *overrides)
         values = losses(run_dir)
@@ -142,6 +157,7 @@ def test_every_supported_combination_bakes_installs_and_trains_every_task(cookie
 OUTSIDE_TASK = Path(__file__).parent / "outside_task" / "gru_regressor.py"
 
 
+@pytest.mark.minutes(4)
 def test_a_plain_keras_task_file_dropped_into_tasks_gets_every_per_task_guarantee(
     cookies, tmp_path
 ):
@@ -149,11 +165,10 @@ def test_a_plain_keras_task_file_dropped_into_tasks_gets_every_per_task_guarante
     assert result.exit_code == 0, result.exception
     project = result.project_path
     shutil.copy(OUTSIDE_TASK, project / "src" / PACKAGE / "tasks")  # the only change
-    pip_install(project)
     # The bake's fast suite on the new task: every per-task guarantee (resume, 2 replicas,
     # float16 / bfloat16, exact evaluation with an empty replica, export and serving, shards).
     done = run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
+        python(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow")
         + ["-k", "gru_regressor"],
         cwd=project,
         timeout=1200,
@@ -163,7 +178,7 @@ def test_a_plain_keras_task_file_dropped_into_tasks_gets_every_per_task_guarante
 
     # Killed with SIGKILL midway, the same command resumes from the last checkpoint.
     run_dir = tmp_path / "gru"
-    command = [sys.executable, "-m", f"{PACKAGE}.train", f"run_dir={run_dir}", "task=gru_regressor"]
+    command = python(project, "-m", f"{PACKAGE}.train", f"run_dir={run_dir}", "task=gru_regressor")
     command += ["train.steps=3000", "checkpoint.every_steps=100", "eval.every_steps=500"]
     process = subprocess.Popen(command, cwd=project, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
@@ -178,15 +193,15 @@ def test_a_plain_keras_task_file_dropped_into_tasks_gets_every_per_task_guarante
     assert json.loads((run_dir / "final_metrics.json").read_text())["step"] == 3000
 
     # Evaluates, exports, reloads as .keras after `import <package>`, serves without it.
-    run([sys.executable, "-m", f"{PACKAGE}.evaluate", f"run_dir={run_dir}"], cwd=project)
-    run([sys.executable, "-m", f"{PACKAGE}.export", f"run_dir={run_dir}"], cwd=project)
+    run(python(project, "-m", f"{PACKAGE}.evaluate", f"run_dir={run_dir}"), cwd=project)
+    run(python(project, "-m", f"{PACKAGE}.export", f"run_dir={run_dir}"), cwd=project)
     export = run_dir / "export"
     reload = (
         f"import {PACKAGE}, keras, numpy as np\n"
         f"model = keras.models.load_model({str(export / 'model.keras')!r})\n"
         "print(type(model).__name__, model(np.ones((2, 6, 1), 'float32')).shape)\n"
     )
-    assert run([sys.executable, "-c", reload], cwd=tmp_path).stdout.split() == [
+    assert run(python(project, "-c", reload), cwd=tmp_path).stdout.split() == [
         "GRURegressor",
         "(2,",
         "1)",
@@ -199,10 +214,10 @@ def test_a_plain_keras_task_file_dropped_into_tasks_gets_every_per_task_guarante
         f"assert not [m for m in sys.modules if m.startswith({PACKAGE!r})]\n"
         "print(abs(float(out.numpy().mean()) - 1.8) < 0.5)\n"
     )
-    assert run([sys.executable, "-c", serve], cwd=tmp_path).stdout.strip() == "True"
+    assert run(python(project, "-c", serve), cwd=tmp_path).stdout.strip() == "True"
 
     # Benches like every task.
-    bench = [sys.executable, "-m", f"{PACKAGE}.bench", "--sections", "fit,precision"]
+    bench = python(project, "-m", f"{PACKAGE}.bench", "--sections", "fit,precision")
     bench += ["--tasks", "gru_regressor", "--rounds", "1", "--steps", "20"]
     bench += ["--precision-steps", "20", "task=gru_regressor"]
     report = json.loads(run(bench, cwd=project).stdout.strip().splitlines()[-1])

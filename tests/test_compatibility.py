@@ -5,9 +5,9 @@ default bake into fresh virtualenvs (uv, downloading from PyPI; its cache is sha
 second run reuses the wheels) and run the bake's fast suite on the oldest Python it declares
 with the oldest version of every direct dependency (`--resolution lowest-direct`, what the
 bake's `lowest` CI job runs) and on the newest Python TensorFlow ships wheels for with the
-newest versions; its per-task tests on the regression and the named-output sequence task
-(`--task`). The oldest Python with the newest versions adds nothing these two and the main
-run (Python 3.11, newest versions) do not prove, and cost 5 minutes: it is not run.
+newest versions; its per-task tests on the tasks `INSTALLS` names (`--task`). The oldest
+Python with the newest versions adds nothing these two and the main run (Python 3.11, newest
+versions) do not prove, and cost 5 minutes: it is not run.
 """
 
 import json
@@ -101,16 +101,22 @@ def default_project(cookies_session):
     return result.project_path
 
 
+# (Python, resolution, the tasks its per-task tests run on). The oldest versions on two tasks
+# (one output with the model's own losses and noise; named outputs): what an older TensorFlow
+# or Keras could break. The newest Python on the named-output task: a Python changes the
+# language and the standard library under every task alike, and the main run (Python 3.11,
+# newest versions) runs every task.
 INSTALLS = {
-    "newest-python": (PYTHONS[-1], "highest"),
-    "lowest-versions": (PYTHONS[0], "lowest-direct"),
+    "newest-python": (PYTHONS[-1], "highest", ["sequence"]),
+    "lowest-versions": (PYTHONS[0], "lowest-direct", ["regression", "sequence"]),
 }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("version,resolution", INSTALLS.values(), ids=INSTALLS.keys())
+@pytest.mark.minutes(8)
+@pytest.mark.parametrize("version,resolution,tasks", INSTALLS.values(), ids=INSTALLS.keys())
 def test_the_bakes_fast_suite_passes_in_a_fresh_virtualenv(
-    default_project, tmp_path, version, resolution
+    default_project, tmp_path, version, resolution, tasks
 ):
     python = interpreter(version)
     if python is None:
@@ -127,8 +133,6 @@ def test_the_bakes_fast_suite_passes_in_a_fresh_virtualenv(
             assert installed[name] == bound, f"{name}: declared >={bound}, got {installed[name]}"
         for lint in (["check", "."], ["format", "--check", "."]):
             run([str(venv / "bin" / "ruff"), *lint], cwd=default_project)
-    # The per-task guarantees on two tasks (one output with the model's own losses and noise;
-    # named outputs): what a version could break. The third runs in the default environment.
     suite = [venv_python, "-m", "pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider"]
-    suite += ["--task=regression", "--task=sequence"]
+    suite += [f"--task={task}" for task in tasks]
     run(suite, cwd=default_project, timeout=2400)

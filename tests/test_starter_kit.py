@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from .conftest import pip_install, run
+from .conftest import install, run
 
 PACKAGE = "custom_tf_project"
 RAISED = re.compile(r'raise NotImplementedError\(\s*"Exercise (\w+): ')
@@ -50,9 +50,8 @@ def docstrings(text):
 
 def fast_suite(project):
     """Runs the bake's fast tier; returns pytest's counts, e.g. {"passed": 93, "xfailed": 88}."""
-    pip_install(project)  # bakes share the package name: install right before running
     done = run(
-        [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider"],
+        [install(project), "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider"],
         cwd=project,
         timeout=1200,
     )
@@ -135,18 +134,20 @@ def test_check_reset_of_every_exercise_turns_the_solutions_into_the_exercises_ki
 
 
 @pytest.mark.slow
+@pytest.mark.minutes(3)
 def test_exercises_suite_reports_expected_failures_and_no_error(kits, tmp_path):
     project = tmp_path / "exercises"
     shutil.copytree(kits["exercises"], project)  # the baked one stays as baked
     counts = fast_suite(project)
     assert counts.get("xfailed", 0) > 0 and counts.get("passed", 0) > 0, counts
     assert not {"failed", "error", "errors"} & set(counts), counts
-    check = run([sys.executable, "-m", f"{PACKAGE}.check"], cwd=project)
+    check = run([install(project), "-m", f"{PACKAGE}.check"], cwd=project)
     assert "Exercises: 0 of 11 done" in check.stdout, check.stdout
     assert "Next: activation" in check.stdout, check.stdout
 
 
 @pytest.mark.slow
+@pytest.mark.minutes(3)
 def test_solutions_src_over_the_exercises_kit_passes_everything(kits, tmp_path):
     project = tmp_path / "finished"
     shutil.copytree(kits["exercises"], project)
@@ -157,6 +158,5 @@ def test_solutions_src_over_the_exercises_kit_passes_everything(kits, tmp_path):
     tests = {p.relative_to(project) for p in (project / "tests").rglob("*.py")}
     for path in tests:
         assert (project / path).read_bytes() == (kits["solutions"] / path).read_bytes(), path
-    pip_install(project)
-    check = run([sys.executable, "-m", f"{PACKAGE}.check"], cwd=project)
+    check = run([install(project), "-m", f"{PACKAGE}.check"], cwd=project)
     assert "All 11 exercises are done." in check.stdout, check.stdout

@@ -519,7 +519,9 @@ def section_memory(bench: Bench, examples: int) -> dict:
             subprocess.run(prepare, check=True, capture_output=True)
             for source in ("memory", "files"):
                 run_dir = os.path.join(parent, f"run-{source}-{scale}")
-                command = [*module, f"{__package__}.train", *size, "train.steps=200"]
+                # 200 steps (fewer if --steps asks): the peak is reached in the first ones
+                steps = f"train.steps={min(bench.steps, 200)}"
+                command = [*module, f"{__package__}.train", *size, steps]
                 command += [f"run_dir={run_dir}"]
                 command += [f"data.files={shards}"] if source == "files" else []
                 measured = subprocess.run(
