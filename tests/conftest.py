@@ -67,6 +67,16 @@ def install(project: Path) -> str:
     )
     install = [str(python), "-m", "pip", "install", "--quiet", "--no-build-isolation"]
     run([*install, "--no-deps", "-e", str(project)], cwd=project)
+    # The shared environment's commands (saved_model_cli, mkdocs...), run by this python.
+    shared_bin = Path(sysconfig.get_paths()["scripts"])
+    for script in shared_bin.iterdir():
+        target = venv / "bin" / script.name
+        if target.exists() or not script.is_file():
+            continue
+        lines = script.read_bytes().split(b"\n", 1)
+        if len(lines) == 2 and lines[0].startswith(b"#!") and b"python" in lines[0]:
+            target.write_bytes(b"#!" + str(python).encode() + b"\n" + lines[1])
+            target.chmod(0o755)
     return str(python)
 
 
