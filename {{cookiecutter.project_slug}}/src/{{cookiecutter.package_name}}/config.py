@@ -189,6 +189,10 @@ class Config:
     distribute: DistributeConfig = field(default_factory=DistributeConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
+    # Actions the loop runs at their cadence besides its own (loop/actions.py):
+    # callbacks=[confusion_matrix] picks shipped ones (conf/callbacks/), or your own:
+    # '+callbacks.mine={_target_: my_module.MyAction, every_steps: 100}'
+    callbacks: dict[str, Any] = field(default_factory=dict)
 
 
 ConfigStore.instance().store(name="base", node=Config)

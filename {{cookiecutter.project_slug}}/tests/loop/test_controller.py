@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from {{ cookiecutter.package_name }}.loop.controller import next_boundary, train_and_evaluate
+from {{ cookiecutter.package_name }}.loop.actions import Profile, next_boundary
+from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
 from {{ cookiecutter.package_name }}.loop.logs import read_metrics
 
 from ..conftest import SMALL, metric_names, noise_free, small
@@ -137,8 +138,8 @@ def test_a_resumed_run_continues_the_schedule_bitwise(make_config, tmp_path):
 def test_a_profile_step_range_writes_a_trace_for_tensorboard(make_config, tmp_path):
     cfg = make_config("profile.start_step=10", "profile.stop_step=17")
     boundaries, step = [], 0
-    while step < cfg.train.steps:
-        step = next_boundary(step, cfg)
+    while step < cfg.train.steps:  # the profiler's action asks for both ends
+        step = next_boundary(step, cfg, [Profile(cfg.profile, directory="unused")])
         boundaries.append(step)
     assert {10, 17} <= set(boundaries)  # the trace covers exactly steps 11..17
     train_and_evaluate(cfg)

@@ -1,17 +1,17 @@
-"""The outer loop: restore, then train in chunks between cadence boundaries, then finish.
+"""The outer loop: restore, then train in chunks between boundaries, then finish.
 
-It owns what happens between compiled calls: evaluation, logs, checkpoints, run.json, signals.
-Cadences (`train.log_every_steps`, `eval.every_steps`, `checkpoint.every_steps`) are exact at any
-`train.steps_per_execution`: a chunk always ends on the next boundary.
+Between compiled chunks it runs a list of actions (`loop/actions.py`: logs, evaluation,
+divergence, signals, the best checkpoint, checkpoints, the user's own from `callbacks=`).
+Cadences (`train.log_every_steps`, `eval.every_steps`, `checkpoint.every_steps`, each action's
+`every_steps`) are exact at any `train.steps_per_execution`: a chunk always ends on the next
+boundary.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
-import signal
 import sys
 import time
 
@@ -19,8 +19,9 @@ import keras
 import tensorflow as tf
 
 from ..config import Config
-from ..errors import STOP_SIGNALS, AlreadyDone, Diverged, RunError, Stop
+from ..errors import AlreadyDone, Diverged, RunError, Stop
 from ..tasks.base import Task, make_task
+from .actions import Boundary, Run, built_in_actions, checkpoint_name, next_boundary, user_actions
 from .best import BestKeeper
 from .checkpoints import CheckpointKeeper, has_checkpoints
 from .cluster import agree, make_cluster, settings_of, stop_code
@@ -43,43 +44,6 @@ def identity_keys(task: Task) -> tuple[str, ...]:
     return IDENTITY_KEYS + tuple(f"task.{key}" for key in task.identity_keys)
 
 
-class _SignalFlag:
-    """Turns every stop signal (SIGTERM, SIGINT, SIGHUP, SIGUSR1) into a flag the loop checks
-    between compiled calls; the exit code is 128 + the signal's number."""
-
-    def __init__(self):
-        self.exit_code = None
-        self._previous = {}
-
-    def __enter__(self):
-        for signum in (getattr(signal, name) for name in STOP_SIGNALS):
-            self._previous[signum] = signal.signal(signum, self._handler(128 + signum))
-        return self
-
-    def _handler(self, code):
-        def handle(signum, frame):
-            self.exit_code = code
-
-        return handle
-
-    def __exit__(self, *exc):
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
-
-
-def next_boundary(step: int, cfg: Config) -> int:
-    """The next step at which the loop must stop the compiled chunk."""
-    cadences = (
-        cfg.train.steps_per_execution,
-        cfg.train.log_every_steps,
-        cfg.eval.every_steps,
-        cfg.checkpoint.every_steps,
-    )
-    profiled = [cfg.profile.start_step, cfg.profile.stop_step] if cfg.profile.stop_step else []
-    later = [boundary for boundary in profiled if boundary > step]
-    return min([cfg.train.steps, *later] + [(step // every + 1) * every for every in cadences])
-
-
 def train_and_evaluate(cfg: Config) -> dict:
     """Trains `cfg` to `train.steps` (resuming from run_dir) and returns the final metrics."""
     if cfg.deterministic:
@@ -94,10 +58,13 @@ def train_and_evaluate(cfg: Config) -> dict:
     trainer = Trainer(cfg, cluster, task, source)
     trainer.train_steps(training_batches(cfg, cluster, source, 0), tf.constant(0, tf.int32))
     check_metric_keys(cfg, trainer)
+    actions = user_actions(cfg.callbacks)
+    for action in actions:
+        action.check(Run(cfg, task, trainer, cluster, source))
     if cluster.is_chief:
         prepare_run_dir(cfg.run_dir)
     with RunDirLock(cfg.run_dir, enabled=cluster.is_chief):
-        return _train(cfg, cluster, task, source, trainer)
+        return _train(cfg, cluster, task, source, trainer, actions)
 
 
 def check_metric_keys(cfg: Config, trainer: Trainer) -> None:
@@ -119,7 +86,65 @@ def training_batches(cfg: Config, cluster, source, step: int):
     return iter(batches)
 
 
-def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer) -> dict:
+def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer, actions=()) -> dict:
+    restored, record, keeper, best = _restore(cfg, cluster, task, trainer)
+    step = restored or 0
+    held_out, eval_batches = trainer.held_out(source.eval_dataset(cfg.eval.batch_size))
+    run_log = RunLog(
+        cfg.run_dir, cfg.train.steps, step, trainer.progress_fields, enabled=cluster.is_chief
+    )
+    parts = dict(run_log=run_log, held_out=held_out, eval_batches=eval_batches)
+    parts.update(keeper=keeper, best=best, stop_code=stop_code)
+    actions = built_in_actions(cfg, trainer, cluster, parts, actions)
+    run = Run(cfg, task, trainer, cluster, source, last_saved=restored)
+    iterator = training_batches(cfg, cluster, source, step)
+    try:
+        for action in actions:
+            action.begin(run, step)
+        while step < cfg.train.steps:
+            end = next_boundary(step, cfg, actions)
+            started = time.perf_counter()
+            first_bad = int(trainer.train_steps(iterator, tf.constant(end - step, tf.int32)))
+            if first_bad >= 0:
+                raise Diverged(
+                    f"training diverged at step {step + first_bad + 1}: the loss is "
+                    f"not finite; last good checkpoint: {checkpoint_name(run.last_saved)}"
+                )
+            seconds = time.perf_counter() - started
+            boundary = Boundary(end, end == cfg.train.steps, end - step, seconds)
+            step = end
+            for action in actions:
+                if action.due(boundary):
+                    action(run, boundary)
+            if boundary.stop is not None:
+                raise Stop(boundary.stop, step)
+            if boundary.stop_early:
+                print(_stopped_early(best, step), file=sys.stderr)
+                break
+    finally:
+        for action in reversed(actions):
+            action.end(run)
+        if cluster.is_chief and run.last_saved is not None:  # how far this segment got, saved
+            record["segments"][-1]["end_step"] = run.last_saved
+            with contextlib.suppress(RunError):  # never hide the error that ended the run
+                write_json(os.path.join(cfg.run_dir, "run.json"), record)
+    result = {
+        "step": step,
+        **run.logs,
+        **(best.summary() if best is not None else {}),
+        "tracing_count": trainer.tracing_count,
+        "weights_sha256": trainer.weights_digest(),
+        "chief": cluster.is_chief,
+    }
+    if cluster.is_chief:
+        write_json(os.path.join(cfg.run_dir, "final_metrics.json"), result)
+    return result
+
+
+def _restore(cfg: Config, cluster, task: Task, trainer: Trainer):
+    """Restores the newest readable checkpoint of run_dir (every worker agreeing on it) and
+    records the new segment in run.json: (the step restored or None, run.json record,
+    checkpoint keeper, best checkpoint keeper)."""
     run_dir = cfg.run_dir
     checkpoint_dir = os.path.join(run_dir, "checkpoints")
     record = read_run_json(run_dir) if has_checkpoints(checkpoint_dir) else None
@@ -152,96 +177,7 @@ def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer) -> dict:
             listed = ", ".join(f"{key} {old} -> {new}" for key, (old, new) in changed.items())
             print(f"changed settings (recorded in run.json): {listed}", file=sys.stderr)
         write_json(os.path.join(run_dir, "run.json"), record)
-
-    iterator = training_batches(cfg, cluster, source, step)
-    held_out, eval_batches = trainer.held_out(source.eval_dataset(cfg.eval.batch_size))
-    run_log = RunLog(
-        run_dir, cfg.train.steps, step, trainer.progress_fields, enabled=cluster.is_chief
-    )
-    last_saved, last_logs, profiling = restored, {}, False
-    try:
-        with _SignalFlag() as signals:
-            interval_start, interval_steps = time.perf_counter(), 0
-            while step < cfg.train.steps:
-                if cfg.profile.stop_step and step == cfg.profile.start_step and cluster.is_chief:
-                    tf.profiler.experimental.start(os.path.join(run_dir, "tensorboard"))
-                    profiling = True
-                chunk = next_boundary(step, cfg) - step
-                first_bad = int(trainer.train_steps(iterator, tf.constant(chunk, tf.int32)))
-                if first_bad >= 0:
-                    raise Diverged(
-                        f"training diverged at step {step + first_bad + 1}: the loss is "
-                        f"not finite; last good checkpoint: {_name(last_saved)}"
-                    )
-                step += chunk
-                interval_steps += chunk
-                if step == cfg.profile.stop_step and profiling:
-                    tf.profiler.experimental.stop()
-                    profiling = False
-                run_log.advance(chunk)
-                logs = {}
-                if step % cfg.train.log_every_steps == 0 or step == cfg.train.steps:
-                    elapsed = time.perf_counter() - interval_start
-                    logs.update(trainer.collect_train_logs())
-                    logs["steps_per_sec"] = interval_steps / elapsed
-                if step % cfg.eval.every_steps == 0 or step == cfg.train.steps:
-                    with trainer.averaged_weights():
-                        logs.update(trainer.evaluate(held_out, eval_batches))
-                if logs:
-                    run_log.write(step, logs)
-                    last_logs.update(logs)
-                bad = [key for key, value in logs.items() if not math.isfinite(value)]
-                if bad:
-                    raise Diverged(
-                        f"training diverged by step {step}: {bad[0]}={logs[bad[0]]} is not "
-                        f"finite; last good checkpoint: {_name(last_saved)}"
-                    )
-                stop = stop_code(cluster, signals.exit_code)  # the same on every worker
-                stop_early = False
-                if best is not None and "eval_loss" in logs:
-                    trainer.step.assign(step)
-                    best.consider(step, logs)
-                    stop_early = best.exhausted
-                if (
-                    step % cfg.checkpoint.every_steps == 0
-                    or step == cfg.train.steps
-                    or stop is not None
-                    or stop_early
-                ):
-                    if not trainer.weights_finite():
-                        raise Diverged(
-                            f"training diverged by step {step}: the model weights are "
-                            f"not finite; last good checkpoint: {_name(last_saved)}"
-                        )
-                    trainer.step.assign(step)
-                    keeper.save(step)
-                    last_saved = step
-                if stop is not None:
-                    raise Stop(stop, step)
-                if stop_early:
-                    print(_stopped_early(best, step), file=sys.stderr)
-                    break
-                if logs.get("steps_per_sec"):
-                    interval_start, interval_steps = time.perf_counter(), 0
-    finally:
-        if profiling:  # the run ended inside the profiled range
-            tf.profiler.experimental.stop()
-        run_log.close()
-        if cluster.is_chief and last_saved is not None:  # how far this segment got, saved
-            record["segments"][-1]["end_step"] = last_saved
-            with contextlib.suppress(RunError):  # never hide the error that ended the run
-                write_json(os.path.join(run_dir, "run.json"), record)
-    result = {
-        "step": step,
-        **last_logs,
-        **(best.summary() if best is not None else {}),
-        "tracing_count": trainer.tracing_count,
-        "weights_sha256": trainer.weights_digest(),
-        "chief": cluster.is_chief,
-    }
-    if cluster.is_chief:
-        write_json(os.path.join(run_dir, "final_metrics.json"), result)
-    return result
+    return restored, record, keeper, best
 
 
 def _stopped_early(best: BestKeeper, step: int) -> str:
@@ -251,7 +187,3 @@ def _stopped_early(best: BestKeeper, step: int) -> str:
         f"evaluations; best: step {best_step} ({best.metric}={value:.6g}) in "
         f"{best.directory} (checkpoint.which=best for evaluate and export)"
     )
-
-
-def _name(step: int | None) -> str:
-    return "none" if step is None else f"ckpt-{step}"
