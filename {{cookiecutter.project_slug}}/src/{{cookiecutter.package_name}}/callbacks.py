@@ -2,7 +2,8 @@
 
 - `confusion_matrix`: at each evaluation, the held-out confusion matrix and the worst-predicted
   held-out examples as TensorBoard images (a classifier: task=image_classification).
-- `mlflow`: every run in an MLflow tracking store (`pip install -e '.[mlflow]'`).
+- `mlflow`: the run in an MLflow tracking store, a local SQLite file by default
+  (`pip install -e '.[mlflow]'`).
 
 Each is an `Action` (loop/actions.py), the same shape as one of yours.
 """
@@ -11,7 +12,11 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -20,7 +25,7 @@ from .errors import RunError
 from .loop.actions import Action
 from .loop.run_dir import write_json
 
-__all__ = ["ConfusionMatrix"]
+__all__ = ["ConfusionMatrix", "MLflowTracker"]
 
 
 class ConfusionMatrix(Action):
@@ -88,6 +93,98 @@ class ConfusionMatrix(Action):
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+class MLflowTracker(Action):
+    """The run in an MLflow tracking store: its config as parameters, every logged value at the
+    loop's cadence (the same steps as metrics.jsonl), the final and best values (`final_*`,
+    `best_*`), and, at the end, the exported model as artifacts (`export/`).
+
+    `tracking_uri`: a local SQLite file by default (no server to start; `mlflow ui
+    --backend-store-uri sqlite:///mlflow.db` shows it), or a team server's address.
+    `experiment`: default the task's name, so the jobs of a sweep are runs of one experiment.
+    A resumed run_dir goes on in the same MLflow run (its id is kept in run_dir/mlflow_run.json).
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str = "sqlite:///mlflow.db",
+        experiment: str | None = None,
+        log_model: bool = True,
+    ):
+        self.tracking_uri, self.experiment, self.log_model = tracking_uri, experiment, log_model
+        self.client, self.run_id = None, None
+
+    def check(self, run):
+        try:
+            import mlflow  # noqa: F401
+        except ImportError:
+            raise RunError(
+                "callbacks.mlflow: MLflow is not installed: pip install -e '.[mlflow]'"
+            ) from None
+
+    def begin(self, run, step):
+        if not run.is_chief:
+            return
+        from mlflow import MlflowClient
+        from mlflow.entities import Param
+
+        from .config import flat
+
+        for name in ("alembic", "mlflow"):  # their start-up lines say nothing to a user
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self.client = MlflowClient(self.tracking_uri)
+        name = self.experiment or run.task.name
+        found = self.client.get_experiment_by_name(name)
+        experiment_id = found.experiment_id if found else self.client.create_experiment(name)
+        path = os.path.join(run.run_dir, "mlflow_run.json")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as file:
+                self.run_id = json.load(file)["run_id"]
+            self.client.update_run(self.run_id, status="RUNNING")
+            return
+        tags = {"run_dir": os.path.abspath(run.run_dir), "task": run.task.name}
+        created = self.client.create_run(
+            experiment_id, tags=tags, run_name=os.path.basename(os.path.abspath(run.run_dir))
+        )
+        self.run_id = created.info.run_id
+        write_json(path, {"run_id": self.run_id, "tracking_uri": self.tracking_uri})
+        params = [Param(key, str(value)[:6000]) for key, value in flat(run.cfg).items()]
+        for start in range(0, len(params), 100):  # MLflow takes 100 parameters per call
+            self.client.log_batch(self.run_id, params=params[start : start + 100])
+
+    def __call__(self, run, boundary):
+        if self.client is not None and boundary.logs:
+            self._log(boundary.logs, boundary.step)
+
+    def _log(self, values, step):
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(key, float(value), now, step)
+            for key, value in values.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        ]
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+    def end(self, run):
+        if self.client is None:
+            return
+        if run.result is None:  # stopped or failed: the same command resumes this MLflow run
+            self.client.set_terminated(self.run_id, status="KILLED")
+            return
+        result = run.result
+        final = {f"final_{key}": value for key, value in run.logs.items()}
+        final.update({key: value for key, value in result.items() if key.startswith("best_")})
+        self._log(final, result["step"])
+        if self.log_model:
+            export = [sys.executable, "-m", f"{__package__}.export", f"run_dir={run.run_dir}"]
+            subprocess.run(export, check=True, capture_output=True)
+            export_dir = os.path.join(run.run_dir, "export")
+            self.client.log_artifacts(self.run_id, export_dir, artifact_path="export")
+        self.client.set_terminated(self.run_id, status="FINISHED")
+        self.client = None
 
 
 def read_confusion_matrix(run_dir: str) -> dict:

@@ -67,6 +67,7 @@ class Run:
     source: Any  # the task's data (`task.source`): `eval_dataset(batch_size)` for held-out batches
     last_saved: int | None = None  # the step of the newest checkpoint, None before the first
     logs: dict[str, float] = dataclasses.field(default_factory=dict)  # latest value of each key
+    result: dict | None = None  # the final metrics once the loop finished (None if it stopped)
 
     @property
     def run_dir(self) -> str:

@@ -121,6 +121,14 @@ def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer, actions=(
             if boundary.stop_early:
                 print(_stopped_early(best, step), file=sys.stderr)
                 break
+        run.result = {
+            "step": step,
+            **run.logs,
+            **(best.summary() if best is not None else {}),
+            "tracing_count": trainer.tracing_count,
+            "weights_sha256": trainer.weights_digest(),
+            "chief": cluster.is_chief,
+        }
     finally:
         for action in reversed(actions):
             action.end(run)
@@ -128,17 +136,9 @@ def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer, actions=(
             record["segments"][-1]["end_step"] = run.last_saved
             with contextlib.suppress(RunError):  # never hide the error that ended the run
                 write_json(os.path.join(cfg.run_dir, "run.json"), record)
-    result = {
-        "step": step,
-        **run.logs,
-        **(best.summary() if best is not None else {}),
-        "tracing_count": trainer.tracing_count,
-        "weights_sha256": trainer.weights_digest(),
-        "chief": cluster.is_chief,
-    }
     if cluster.is_chief:
-        write_json(os.path.join(cfg.run_dir, "final_metrics.json"), result)
-    return result
+        write_json(os.path.join(cfg.run_dir, "final_metrics.json"), run.result)
+    return run.result
 
 
 def _restore(cfg: Config, cluster, task: Task, trainer: Trainer):
