@@ -196,3 +196,61 @@ def test_sigterm_to_launch_stops_every_worker_with_a_save(tmp_path):
     assert list((run_dir / "checkpoints").glob("ckpt-*.index"))  # the chief saved
     leftover = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True)
     assert leftover.stdout.strip() == ""  # no worker outlives the launcher
+
+
+def test_a_worker_whose_peer_never_starts_ends_in_one_line_by_the_deadline_or_a_signal(tmp_path):
+    # Worker 0 alone once waited for its peer for good, deaf to SIGTERM and Ctrl-C.
+    common = [f"run_dir={tmp_path / 'run'}", *small("regression")]
+    ports = free_ports(2)
+    command = [sys.executable, "-m", f"{PACKAGE}.train", "distribute=multi_worker_mirrored"]
+    env = {**os.environ, "TF_CONFIG": tf_config(ports, 0), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    alone = subprocess.run(
+        [*command, *common, "distribute.peer_timeout_seconds=5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert alone.returncode == 2
+    assert alone.stderr.strip().splitlines()[-1] == (
+        "error: the cluster did not form within distribute.peer_timeout_seconds=5: worker 1 "
+        f"(localhost:{ports[1]}) did not answer; start every worker (each with its own task "
+        "index), or give them longer"
+    )
+    waiting = subprocess.Popen(
+        [*command, *common, "distribute.peer_timeout_seconds=600"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(15)  # past TensorFlow's import, into the wait
+    waiting.send_signal(signal.SIGTERM)
+    _, err = waiting.communicate(timeout=30)
+    assert waiting.returncode == 143
+    assert err.strip().splitlines()[-1] == (
+        "stopped by SIGTERM before training started; nothing was saved"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_worker_killed_mid_run_ends_the_other_in_one_line_and_keeps_the_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    overrides = [f"run_dir={run_dir}", *small("regression"), "train.steps=1000000"]
+    overrides += ["checkpoint.every_steps=50", "train.log_every_steps=10"]
+    chief, other = start_workers([overrides, overrides])
+    deadline = time.monotonic() + 240
+    while not list((run_dir / "checkpoints").glob("ckpt-*.index")):
+        assert time.monotonic() < deadline and chief.poll() is None, chief.stderr.read()
+        time.sleep(1)
+    other.kill()
+    killed = time.monotonic()
+    _, err = chief.communicate(timeout=120)
+    assert time.monotonic() - killed < 60  # within a minute of the fault
+    assert chief.returncode == 2
+    kept = sorted(int(p.stem[5:]) for p in (run_dir / "checkpoints").glob("ckpt-*.index"))
+    assert re.fullmatch(
+        r"error: a worker of the cluster stopped answering \(.+\); the newest checkpoint is "
+        rf"ckpt-{kept[-1]}: start every worker again with the same command to resume",
+        err.strip().splitlines()[-1],
+    ), err[-2000:]
+    assert "Traceback" not in err

@@ -158,6 +158,10 @@ class DistributeConfig:
     # multi_worker_mirrored inside a Slurm job step without TF_CONFIG: the first port of each
     # node's tasks (task i of a node listens on port_base + i).
     port_base: int = positive(8888)
+    # multi_worker_mirrored: the seconds a worker waits for every peer to start (a missing peer
+    # then ends every worker in one line), and between checks that each peer is still alive (a
+    # worker that died ends the others in one line within about this long).
+    peer_timeout_seconds: int = positive(60)
 
 
 @dataclass

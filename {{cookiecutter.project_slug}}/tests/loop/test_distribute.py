@@ -1,12 +1,17 @@
 """One loop for every strategy: replicas agree with one device; bad setups fail in one line."""
 
+import contextlib
 import json
+import socket
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }}.errors import RunError
-from {{ cookiecutter.package_name }}.loop.cluster import make_cluster
+from {{ cookiecutter.package_name }}.launch import free_ports, tf_config
+from {{ cookiecutter.package_name }}.loop.cluster import make_cluster, rendezvous
 from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
 
 from ..conftest import noise_free
@@ -76,3 +81,78 @@ def test_a_malformed_tf_config_is_one_line_before_any_cluster_forms(
     monkeypatch.setenv("TF_CONFIG", tf_config)
     with pytest.raises(RunError, match=message):
         make_cluster(make_config("distribute=multi_worker_mirrored").distribute)
+
+
+def cluster_of(ports, index):
+    return json.loads(tf_config(ports, index))
+
+
+def test_rendezvous_returns_on_every_worker_once_all_have_said_hello():
+    ports = free_ports(3)
+    returned, errors = [], []
+
+    def worker(index, delay):
+        time.sleep(delay)  # workers start at different times
+        try:
+            rendezvous(cluster_of(ports, index), timeout=20)
+            returned.append(index)
+        except RunError as error:
+            errors.append(str(error))
+
+    threads = [threading.Thread(target=worker, args=(i, 0.5 * i)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == [] and sorted(returned) == [0, 1, 2]
+
+
+def test_rendezvous_names_the_peers_that_never_answered_after_the_deadline():
+    ports = free_ports(3)
+    started = time.monotonic()
+    with pytest.raises(RunError) as raised:
+        rendezvous(cluster_of(ports, 0), timeout=1)
+    assert str(raised.value) == (
+        "the cluster did not form within distribute.peer_timeout_seconds=1: "
+        f"worker 1 (localhost:{ports[1]}), worker 2 (localhost:{ports[2]}) did not answer; "
+        "start every worker (each with its own task index), or give them longer"
+    )
+    assert time.monotonic() - started < 5
+
+
+def test_a_second_worker_with_the_same_task_index_is_refused_in_one_line():
+    ports = free_ports(2)
+    with socket.socket() as first:  # the first worker with index 0, listening
+        first.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        first.bind(("", ports[0]))
+        first.listen()
+        with pytest.raises(RunError) as raised:
+            rendezvous(cluster_of(ports, 0), timeout=5)
+    assert str(raised.value) == (
+        f"this worker (worker 0) cannot listen at localhost:{ports[0]} (Address already in "
+        "use): is another worker started with the same task index?"
+    )
+
+
+def test_a_hello_that_is_not_a_peers_does_not_count():
+    # A peer past the rendezvous connects with TensorFlow's own channel: bytes, not a hello.
+    ports = free_ports(2)
+    done = []
+
+    def stranger():
+        for _ in range(50):
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("localhost", ports[0]), timeout=1) as sock,
+            ):
+                sock.sendall(b"\xfe\x00PRI * HTTP/2.0")
+                done.append(True)
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=stranger)
+    thread.start()
+    with pytest.raises(RunError, match="worker 1 .* did not answer"):
+        rendezvous(cluster_of(ports, 0), timeout=2)
+    thread.join()
+    assert done == [True]

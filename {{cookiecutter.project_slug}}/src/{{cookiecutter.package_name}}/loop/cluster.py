@@ -7,15 +7,23 @@ datasets behave the same everywhere.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 import zlib
 from dataclasses import dataclass
 
 import tensorflow as tf
 
 from ..config import DistributeConfig, flat
-from ..errors import RunError
+from ..errors import STOP_SIGNALS, RunError
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ def make_cluster(cfg: DistributeConfig) -> Cluster:
         cross_device_ops = tf.distribute.ReductionToOneDevice() if devices else None
         strategy = tf.distribute.MirroredStrategy(devices, cross_device_ops=cross_device_ops)
     elif cfg.strategy == "multi_worker_mirrored":
-        strategy = _multi_worker(cfg.port_base)
+        strategy = _multi_worker(cfg.port_base, cfg.peer_timeout_seconds)
     elif cfg.strategy == "tpu":
         strategy = _tpu(cfg.tpu)
     else:  # config validation makes this unreachable
@@ -117,14 +125,128 @@ def slurm_tf_config(port_base: int) -> str:
     return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": task_id}})
 
 
-def _multi_worker(port_base: int) -> tf.distribute.Strategy:
+def _multi_worker(port_base: int, timeout: int) -> tf.distribute.Strategy:
     raw = os.environ.get("TF_CONFIG", "")
     if not raw and int(os.environ.get("SLURM_STEP_NUM_TASKS", "0")) > 1:
         # Inside `srun` with several tasks: the cluster is the job step's (deploy/slurm.sbatch).
         raw = os.environ["TF_CONFIG"] = slurm_tf_config(port_base)
     if raw:
         check_tf_config(raw)
-    return tf.distribute.MultiWorkerMirroredStrategy()
+        rendezvous(json.loads(raw), timeout)
+    # A peer that dies later aborts the collectives in flight: TensorFlow checks that every
+    # peer is alive every `_check_health_interval` seconds (30 by default), a class attribute.
+    from tensorflow.python.distribute.collective_all_reduce_strategy import (
+        CollectiveAllReduceExtended,
+    )
+
+    CollectiveAllReduceExtended._check_health_interval = min(timeout, 10)
+    # Every peer answered a moment ago; one that dies before TensorFlow meets it would still
+    # hang the wait (which holds Python's lock, so no thread of ours runs), hence a watchdog
+    # process. TensorFlow also takes SIGTERM for itself there (its preemption notifier): the
+    # handlers from before are put back.
+    handlers = {signum: signal.getsignal(signum) for signum in _stop_signals()}
+    watchdog = subprocess.Popen(
+        [sys.executable, "-c", WATCHDOG, str(os.getpid()), str(timeout)],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    finally:
+        watchdog.stdin.close()
+        watchdog.wait()
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in handlers.items():
+                if handler is not None:
+                    signal.signal(signum, handler)
+
+
+# Ends the process `argv[1]` in one line unless its stdin closes within `argv[2]` seconds.
+WATCHDOG = """
+import os, select, signal, sys
+for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1"):
+    signal.signal(getattr(signal, name), signal.SIG_IGN)
+if not select.select([sys.stdin], [], [], float(sys.argv[2]))[0]:
+    print(f"error: the cluster did not form within distribute.peer_timeout_seconds={sys.argv[2]}"
+          ": a peer stopped answering; start every worker again", file=sys.stderr, flush=True)
+    os.kill(int(sys.argv[1]), signal.SIGKILL)
+"""
+
+
+def _stop_signals() -> list[int]:
+    return [getattr(signal, name) for name in STOP_SIGNALS]
+
+
+# Tasks that take part in the collectives (an evaluator or a parameter server does not).
+COLLECTIVE_JOBS = ("chief", "worker")
+
+
+def rendezvous(config: dict, timeout: float) -> None:
+    """Returns once every peer of `config` (a TF_CONFIG) is up, or raises RunError in one line
+    naming those that are not, after `timeout` seconds.
+
+    TensorFlow waits for its peers inside the strategy's constructor, forever and holding
+    Python's lock: a peer that never started hung every other worker, deaf to every signal.
+    Here the wait is Python's: each worker listens on its own address (a second worker with the
+    same task index cannot, and says so), says hello to every peer and hears every peer's hello;
+    it stops listening only when all have reached it, so none is left waiting for another.
+    Signals stop it as they stop anything else before training.
+    """
+    me = (config["task"]["type"], config["task"]["index"])
+    if me[0] not in COLLECTIVE_JOBS:
+        return
+    tasks = {
+        (kind, index): address
+        for kind, addresses in config["cluster"].items()
+        if kind in COLLECTIVE_JOBS
+        for index, address in enumerate(addresses)
+    }
+    peers = {task: address for task, address in tasks.items() if task != me}
+    listener = socket.socket(socket.AF_INET6 if ":" in _host(tasks[me]) else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    with listener:
+        try:
+            listener.bind(("", int(tasks[me].rpartition(":")[2])))
+        except OSError as error:
+            raise RunError(
+                f"this worker ({me[0]} {me[1]}) cannot listen at {tasks[me]} "
+                f"({error.strerror}): is another worker started with the same task index?"
+            ) from None
+        listener.listen(len(peers) + 1)
+        listener.settimeout(0.2)
+        reached, heard = set(), set()
+        deadline = time.monotonic() + timeout
+        while len(reached) < len(peers) or len(heard) < len(peers):
+            if time.monotonic() > deadline:
+                silent = [
+                    f"{kind} {index} ({address})"
+                    for (kind, index), address in peers.items()
+                    if (kind, index) not in reached or (kind, index) not in heard
+                ]
+                raise RunError(
+                    f"the cluster did not form within distribute.peer_timeout_seconds={timeout}: "
+                    f"{', '.join(silent)} did not answer; start every worker (each with its own "
+                    "task index), or give them longer"
+                )
+            for task in sorted(set(peers) - reached):
+                with contextlib.suppress(OSError):
+                    port = int(peers[task].rpartition(":")[2])
+                    with socket.create_connection((_host(peers[task]), port), timeout=1) as peer:
+                        peer.sendall(f"{me[0]} {me[1]}\n".encode())
+                    reached.add(task)
+            # socket.timeout is an OSError. A peer past this wait may connect too (TensorFlow's
+            # own channel): only a hello counts.
+            with contextlib.suppress(OSError):
+                connection, _ = listener.accept()
+                with connection:
+                    connection.settimeout(2)
+                    hello = connection.recv(64).decode(errors="replace")
+                    kind, _, index = hello.strip().partition(" ")
+                    if index.isdigit() and (kind, int(index)) in peers:
+                        heard.add((kind, int(index)))
+
+
+def _host(address: str) -> str:
+    return address.rpartition(":")[0].strip("[]")
 
 
 def check_tf_config(raw: str) -> None:
@@ -203,9 +325,7 @@ def agree(cluster: Cluster, items: list[tuple[str, object]], what: str) -> None:
     if cluster.num_workers <= 1:
         return
     sums = [zlib.crc32(f"{key}={value!r}".encode()) for key, value in items] + [len(items)]
-    local = tf.constant(sums, tf.int64)
-    strategy = cluster.strategy
-    gathered = strategy.gather(strategy.run(lambda: tf.identity(local)), axis=0)
+    gathered = _all_gather(cluster.strategy)(tf.constant(sums, tf.int64))
     rows = tf.reshape(gathered, [-1, len(sums)]).numpy()
     differs = [index for index in range(len(sums)) if len(set(rows[:, index])) > 1]
     if not differs:
@@ -228,7 +348,17 @@ def stop_code(cluster: Cluster, code: int | None) -> int | None:
     """
     if cluster.num_workers <= 1:
         return code
-    local = tf.constant([code or 0], tf.int64)
-    strategy = cluster.strategy
-    highest = int(tf.reduce_max(strategy.gather(strategy.run(lambda: tf.identity(local)), 0)))
+    highest = int(tf.reduce_max(_all_gather(cluster.strategy)(tf.constant([code or 0], tf.int64))))
     return highest or None
+
+
+@functools.cache
+def _all_gather(strategy: tf.distribute.Strategy):
+    """Every worker's int64 vector, concatenated: one compiled function per strategy (run
+    eagerly, each call warned of its overhead and traced anew)."""
+
+    @tf.function(reduce_retracing=True)
+    def gather(local):
+        return strategy.gather(strategy.run(tf.identity, args=(local,)), axis=0)
+
+    return gather

@@ -129,6 +129,14 @@ def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer, actions=(
             "weights_sha256": trainer.weights_digest(),
             "chief": cluster.is_chief,
         }
+    except tf.errors.OpError as error:
+        if cluster.num_workers > 1 and peer_lost(error):
+            raise RunError(
+                f"a worker of the cluster stopped answering ({peer_lost(error)}); the newest "
+                f"checkpoint is {checkpoint_name(run.last_saved)}: start every worker again with "
+                "the same command to resume"
+            ) from None
+        raise
     finally:
         for action in reversed(actions):
             action.end(run)
@@ -139,6 +147,17 @@ def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer, actions=(
     if cluster.is_chief:
         write_json(os.path.join(cfg.run_dir, "final_metrics.json"), run.result)
     return run.result
+
+
+def peer_lost(error: Exception) -> str:
+    """What TensorFlow said when a peer died or hung (it then aborts every collective), or ""."""
+    text = str(getattr(error, "message", error))
+    aborted = "Collective ops is aborted" in text
+    if not (aborted or isinstance(error, tf.errors.UnavailableError)):
+        return ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    said = next((line for line in lines if "aborted by" in line or "is down" in line), lines[0])
+    return said.removeprefix("Collective ops is aborted by: ")[:200]
 
 
 def _restore(cfg: Config, cluster, task: Task, trainer: Trainer):
