@@ -6,6 +6,8 @@ pipeline handed out: `x[:, 0] == id`.
 
 import json
 import os
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ import tensorflow as tf
 from {{ cookiecutter.package_name }}.config import ConfigError, load_config
 from {{ cookiecutter.package_name }}.data import Arrays, num_rows
 from {{ cookiecutter.package_name }}.errors import RunError
+from {{ cookiecutter.package_name }}.loop.actions import Action
 from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
 from {{ cookiecutter.package_name }}.prepare import prepare
 from {{ cookiecutter.package_name }}.shards import ShardSource, write_shards
@@ -331,6 +334,47 @@ def test_evaluate_reads_the_run_s_held_out_shards(tmp_path, make_config, task, p
     evaluated = evaluate(load_config([f"run_dir={tmp_path / 'run'}"]))
     assert evaluated["eval_loss"] == pytest.approx(result["eval_loss"], rel=1e-5)
     assert evaluated["num_examples"] == num_rows(make_task(make_config(task=task)).arrays().x_test)
+
+
+class DamageShards(Action):
+    """At its first call, flips a byte in the middle of every training shard of `directory`:
+    a disk going bad under a running job, after the start's checksums passed."""
+
+    def __init__(self, directory: str, every_steps: int = 20):
+        self.directory, self.every_steps, self.done = directory, every_steps, False
+
+    def __call__(self, run, boundary):
+        if not self.done:
+            for path in sorted(Path(self.directory).glob("train-*.tfrecord")):
+                data = bytearray(path.read_bytes())
+                data[len(data) // 2] ^= 0xFF
+                path.write_bytes(bytes(data))
+            self.done = True
+
+
+def test_a_record_damaged_mid_run_stops_in_one_line_and_keeps_the_checkpoints(
+    tmp_path, make_config
+):
+    # Once: a traceback, and each retry lost the steps since the last checkpoint.
+    directory = tmp_path / "shards"
+    prepare(make_config(f"data.files={directory}"))
+    damage = f"_target_: {__name__}.DamageShards, directory: '{directory}'"
+    damage = "+callbacks.damage={" + damage + "}"
+    settings = [f"data.files={directory}", "checkpoint.every_steps=10", "train.steps=100000"]
+    with pytest.raises(RunError) as raised:
+        train_and_evaluate(make_config(*settings, damage))
+    newest = max(int(p.stem[5:]) for p in (tmp_path / "run/checkpoints").glob("ckpt-*.index"))
+    assert newest >= 20  # the damage was met after the run had saved
+    assert re.fullmatch(
+        r"a data file is damaged \(.*corrupted record.*\); the newest checkpoint is "
+        rf"ckpt-{newest}: restore the file \(or prepare the data again\), then run the same "
+        "command to resume",
+        str(raised.value),
+    ), raised.value
+    # The next attempt is refused at its start, naming the file, before anything is written.
+    with pytest.raises(RunError, match=r"train-00000-of-00001.tfrecord differs from the file"):
+        train_and_evaluate(make_config(*settings, run_dir=tmp_path / "fresh"))
+    assert not (tmp_path / "fresh").exists()
 
 
 @pytest.mark.slow

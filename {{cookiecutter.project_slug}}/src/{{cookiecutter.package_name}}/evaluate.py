@@ -48,14 +48,22 @@ def restore_run(cfg: Config):
 
 def evaluate(cfg: Config) -> dict:
     """Held-out metrics of the newest checkpoint; also written to run_dir/eval.json."""
+    import tensorflow as tf
+
+    from .errors import RunError
+    from .loop.controller import damaged_data
     from .loop.run_dir import write_json
 
     cfg, _, trainer, source, step = restore_run(cfg)
     held_out = trainer.held_out(source.eval_dataset(cfg.eval.batch_size))
+    try:
+        values = trainer.evaluate(*held_out)
+    except tf.errors.DataLossError as error:  # a file changed after the start's checks
+        raise RunError(f"{damaged_data(error)}: restore it or prepare the data again") from None
     result = {
         "step": step,
         "checkpoint": cfg.checkpoint.which,
-        **trainer.evaluate(*held_out),
+        **values,
         "num_examples": source.num_eval_examples,
     }
     write_json(os.path.join(cfg.run_dir, "eval.json"), result)

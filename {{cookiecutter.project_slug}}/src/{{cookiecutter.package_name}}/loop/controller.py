@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import time
 
@@ -54,9 +55,12 @@ def train_and_evaluate(cfg: Config) -> dict:
     task = make_task(cfg)
     # Before anything is written: bad data, an error in the model (built on a real batch), or
     # in the train step (traced by a call that runs zero steps) stops the run here.
-    source = task.source(cfg.data)
-    trainer = Trainer(cfg, cluster, task, source)
-    trainer.train_steps(training_batches(cfg, cluster, source, 0), tf.constant(0, tf.int32))
+    try:
+        source = task.source(cfg.data)
+        trainer = Trainer(cfg, cluster, task, source)
+        trainer.train_steps(training_batches(cfg, cluster, source, 0), tf.constant(0, tf.int32))
+    except tf.errors.DataLossError as error:
+        raise RunError(f"{damaged_data(error)}: restore it or prepare the data again") from None
     check_metric_keys(cfg, trainer)
     actions = user_actions(cfg.callbacks)
     for action in actions:
@@ -129,6 +133,11 @@ def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer, actions=(
             "weights_sha256": trainer.weights_digest(),
             "chief": cluster.is_chief,
         }
+    except tf.errors.DataLossError as error:  # a file changed after the start's checks
+        raise RunError(
+            f"{damaged_data(error)}; the newest checkpoint is {checkpoint_name(run.last_saved)}: "
+            "restore the file (or prepare the data again), then run the same command to resume"
+        ) from None
     except tf.errors.OpError as error:
         if cluster.num_workers > 1 and peer_lost(error):
             raise RunError(
@@ -147,6 +156,15 @@ def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer, actions=(
     if cluster.is_chief:
         write_json(os.path.join(cfg.run_dir, "final_metrics.json"), run.result)
     return run.result
+
+
+def damaged_data(error: Exception) -> str:
+    """One line for a record TensorFlow could not read (a data file damaged mid-run)."""
+    noise = ("[[", "File ", "Detected at node", "Graph execution error")  # where, not what
+    lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines()]
+    said = next((line for line in reversed(lines) if line and not line.startswith(noise)), "")
+    said = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[\[.*$|\s*\[Op:.*$", "", said) or "unreadable"
+    return f"a data file is damaged ({said[:200]})"
 
 
 def peer_lost(error: Exception) -> str:
