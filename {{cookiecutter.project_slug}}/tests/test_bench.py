@@ -67,6 +67,19 @@ def test_every_other_section_reports(tmp_path, capsys):
     precision = report["precision"]
     assert precision["ratio_to_float32"]["float32"] == 1.0
     assert set(precision["ratio_to_float32"]) == set(bench.PRECISION_POLICIES)
+    assert set(precision["peak_gflops"]) == set(bench.PRECISION_POLICIES)
+    for policy, peak in precision["peak_gflops"].items():
+        achieved = precision[policy]["median"] * precision["step_gflop"]
+        assert precision["achieved_gflops"][policy] == pytest.approx(achieved)
+        assert precision["fraction_of_peak"][policy] == pytest.approx(achieved / peak)
+    breakdown = report["breakdown"]
+    assert set(breakdown["in_step"]) == {"grad_norm", "metrics", "model_and_optimizer"}
+    assert sum(breakdown["in_step"].values()) == pytest.approx(1.0)
+    assert {"compiled_calls", "TrainingLogs", "Evaluate", "Checkpoint", "other"} <= set(
+        breakdown["in_loop"]
+    )
+    assert sum(breakdown["in_loop"].values()) == pytest.approx(1.0, abs=0.02)
+    assert breakdown["in_loop"]["compiled_calls"] > 0.05
     spe_names = {f"spe{k}" for k in bench.LOOP_STEPS_PER_EXECUTION}
     assert spe_names < set(report["steps_per_execution"])
     assert report["steps_per_execution"]["fastest"] in spe_names
@@ -87,6 +100,27 @@ def test_every_other_section_reports(tmp_path, capsys):
     xla = report["xla"]
     assert {"loop", "loop_xla", "fit_spe32", "fit_spe32_xla"} <= set(xla)
     assert xla["ratio_loop"] > 0 and xla["ratio_fit"] > 0
+
+
+def test_the_flops_of_a_step_are_the_forward_and_backward_matmuls_of_the_model():
+    # Each 2-D kernel (in, out) costs 2*B*in*out in the forward pass and twice that backward
+    # (gradients of its input and of itself), less the first layer's input gradient; the
+    # profiler also counts the elementwise work, a few percent here.
+    cfg = bench.Bench([], 5).config("task.hidden_units=64", "train.batch_size=32")
+    counted = bench.step_flops(cfg)
+    kernels = [tuple(map(int, v.shape)) for v in model_variables(cfg) if len(v.shape) == 2]
+    matmuls = sum(6 * 32 * n_in * n_out for n_in, n_out in kernels)
+    matmuls -= 2 * 32 * kernels[0][0] * kernels[0][1]
+    assert matmuls <= counted <= 1.15 * matmuls
+
+
+def model_variables(cfg):
+    from {{ cookiecutter.package_name }}.tasks.base import make_task
+
+    task = make_task(cfg)
+    model = task.build_model()
+    model(task.source(cfg.data).example_inputs)
+    return model.trainable_variables
 
 
 def test_help_and_bad_arguments_never_start_tensorflow():

@@ -13,10 +13,20 @@ the median, min and max steps/s:
   their configured cadences, into a temporary run_dir) against `model.fit` on the same model,
   loss, optimizer, metric, batch and tf.data pipeline, compiled with `steps_per_execution` 1, 8
   and 32 (`jit_compile=False`, like the loop's default; see `xla`). `ratio` = loop / best fit.
+* `breakdown`: where a step's time goes, as fractions of it. Inside the compiled step (on one
+  constant batch, so the input pipeline is apart): the gradient norm and its all-reduce, the
+  metric updates, and what is left (the model's forward and backward passes and the
+  optimizer), each found by timing the step without it. Around it, from one run of the
+  training command: the compiled calls, each action of the loop (logs, evaluation, the
+  metrics line, checkpoints...) and the rest, over the wall time past the warm-up.
 * `steps_per_execution`: the training command at several `train.steps_per_execution` (a chunk
   also ends at every log, evaluation and checkpoint step, so values above
   `train.log_every_steps` change nothing).
-* `precision`: the loop under each precision policy on a wide preset where matmuls dominate.
+* `precision`: the loop under each precision policy on a wide preset where matmuls dominate,
+  against this machine's own limit: the FLOP rate of the preset's largest matmul in each
+  dtype (float32, bfloat16, float16; a chain of them in one compiled call, the best of
+  several), and the preset's achieved rate (its FLOPs per step, counted by TensorFlow's
+  profiler on the traced step, times its steps/s) as a fraction of that peak.
 * `checkpoint`: the loop with checkpoints at the configured cadence and at a fifth of it,
   against checkpoints effectively off (only the final one is written).
 * `input`: the loop's compiled steps on the real pipeline against one constant batch repeated.
@@ -59,6 +69,7 @@ import warnings
 
 SECTIONS = (
     "fit",
+    "breakdown",
     "steps_per_execution",
     "precision",
     "checkpoint",
@@ -245,6 +256,73 @@ class Bench:
             "compute": logged_rate(records, next(step for step, _ in call_ends if step > warmup)),
         }
 
+    def timed_loop(self, cfg) -> dict:
+        """One run of the training command with each action of the loop timed: the fractions of
+        the wall time past the warm-up spent in compiled calls, in each action, and elsewhere."""
+        from unittest import mock
+
+        from .loop import actions as loop_actions
+        from .loop import controller
+
+        warmup = warmup_steps(cfg)
+        seconds: dict[str, float] = {"compiled_calls": 0.0}
+        marks = []
+
+        class Timed(loop_actions.Action):
+            def __init__(self, action):
+                self.action = action
+                self.every_steps = action.every_steps
+                self.name = type(action).__name__
+
+            def __getattr__(self, name):
+                return getattr(self.action, name)
+
+            def check(self, run):
+                return self.action.check(run)
+
+            def begin(self, run, step):
+                return self.action.begin(run, step)
+
+            def due(self, boundary):
+                return self.action.due(boundary)
+
+            def next_step(self, step):
+                return self.action.next_step(step)
+
+            def end(self, run):
+                return self.action.end(run)
+
+            def __call__(self, run, boundary):
+                start = time.perf_counter()
+                self.action(run, boundary)
+                if boundary.step > warmup:
+                    seconds[self.name] = seconds.get(self.name, 0.0)
+                    seconds[self.name] += time.perf_counter() - start
+
+        class Clock(loop_actions.Action):  # first at every boundary: a chunk just ended
+            every_steps = 0
+
+            def __call__(self, run, boundary):
+                marks.append((boundary.step, time.perf_counter() - boundary.seconds))
+                if boundary.step > warmup:
+                    seconds["compiled_calls"] += boundary.seconds
+
+        def built_in(*args, **kwargs):
+            return [Clock(), *map(Timed, loop_actions.built_in_actions(*args, **kwargs))]
+
+        with tempfile.TemporaryDirectory(prefix="bench-") as run_dir:
+            cfg.run_dir = run_dir
+            with (
+                mock.patch.object(controller, "built_in_actions", built_in),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
+                controller.train_and_evaluate(cfg)
+        # From the start of the first chunk past the warm-up to the end of the run.
+        wall = time.perf_counter() - next(at for step, at in marks if step > warmup)
+        fractions = {name: value / wall for name, value in seconds.items()}
+        fractions["other"] = max(0.0, 1 - sum(fractions.values()))
+        return fractions
+
     def tasks(self, names: str | None) -> list[str]:
         """The tasks of `--tasks` (checked), or every shipped task."""
         from .config import ConfigError
@@ -318,9 +396,10 @@ class Bench:
         )
         return rate_after(warmup, clock.call_ends, clock.call_ends[-1])
 
-    def steps_on(self, cfg, constant: bool) -> float:
+    def steps_on(self, cfg, constant: bool, modify=None) -> float:
         """The loop's compiled steps alone, `train.steps_per_execution` per call, on the real
-        pipeline or on its first batch repeated; steps/s after the first call."""
+        pipeline or on its first batch repeated; steps/s after the first call. `modify(trainer)`
+        changes the trainer before its step is traced (`breakdown`)."""
         import tensorflow as tf
 
         from .loop.cluster import make_cluster
@@ -331,6 +410,8 @@ class Bench:
         source = task.source(cfg.data)
         cluster = make_cluster(cfg.distribute)
         trainer = Trainer(cfg, cluster, task, source)
+        if modify is not None:
+            modify(trainer)
         batch, seed = cfg.train.batch_size, cfg.seed
         batches = source.train_batches(cluster.strategy, batch, seed, 0)
         if constant:  # the first global batch, read on one device
@@ -376,6 +457,96 @@ def _fit_on(bench: Bench, rounds: int, task: str) -> dict:
     return result
 
 
+def section_breakdown(bench: Bench, rounds: int) -> dict:
+    """Fractions of the step's time: in the compiled step, and in the loop around it."""
+    variants = {
+        "full_step": lambda: bench.steps_on(bench.config(), constant=True),
+        "without_grad_norm": lambda: bench.steps_on(bench.config(), True, _without_grad_norm),
+        "without_metrics": lambda: bench.steps_on(bench.config(), True, _without_metrics),
+    }
+    rates = alternate(variants, rounds)
+    full = 1 / rates["full_step"]["median"]
+    step = {
+        part: max(0.0, 1 - (1 / rates[f"without_{part}"]["median"]) / full)
+        for part in ("grad_norm", "metrics")
+    }
+    step["model_and_optimizer"] = 1 - sum(step.values())
+    loop = bench.timed_loop(bench.config())
+    return {**rates, "step_ms": 1000 * full, "in_step": step, "in_loop": loop}
+
+
+def _without_grad_norm(trainer) -> None:
+    """The step without the gradient norm (nor its all-reduce on several replicas)."""
+    trainer.modify_gradients = lambda gradients, loss_scale: (gradients, tf_zero())
+
+
+def tf_zero():
+    import tensorflow as tf
+
+    return tf.constant(0.0)
+
+
+class _NoMetric:
+    def update_state(self, *args, **kwargs):
+        return None
+
+
+def _without_metrics(trainer) -> None:
+    """The step without its metric updates (loss and gradient-norm means, task metrics)."""
+    trainer.task_train_metrics = []
+    trainer.train_metrics = {name: _NoMetric() for name in trainer.train_metrics}
+
+
+def matmul_peak(rows: int, width: int, dtype: str, chain: int = 20, repeats: int = 5) -> float:
+    """GFLOP/s of this machine's (rows, width) x (width, width) matmul in `dtype`: `chain`
+    dependent matmuls in one compiled call, the best of `repeats` calls after a warm-up."""
+    import tensorflow as tf
+
+    x = tf.cast(tf.random.normal([rows, width]), dtype)
+    w = tf.cast(tf.random.normal([width, width], stddev=width**-0.5), dtype)
+
+    @tf.function
+    def run(x):
+        for _ in tf.range(chain):
+            x = tf.matmul(x, w)
+        return x
+
+    run(x).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(x).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * rows * width * width * chain / best / 1e9
+
+
+def step_flops(cfg) -> float:
+    """FLOPs of one training step of `cfg` (one replica's step over the whole batch, on one
+    device), as TensorFlow's profiler counts them in the traced step (matmuls and convolutions
+    of the forward and backward passes; elementwise work is left out)."""
+    import tensorflow as tf
+
+    from .loop.cluster import make_cluster
+    from .loop.trainer import Trainer
+    from .tasks.base import make_task
+
+    cfg.distribute.strategy, cfg.distribute.cpu_devices = "none", 0
+    task = make_task(cfg)
+    source = task.source(cfg.data)
+    trainer = Trainer(cfg, make_cluster(cfg.distribute), task, source)
+    batch = next(
+        iter(source.train_batches(tf.distribute.get_strategy(), cfg.train.batch_size, 0, 0))
+    )
+    spec = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), batch)
+    graph = tf.function(trainer._replica_train_step).get_concrete_function(spec).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return float(tf.compat.v1.profiler.profile(graph, options=options).total_float_ops)
+
+
+PEAK_DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
+
+
 def section_steps_per_execution(bench: Bench, rounds: int) -> dict:
     result = alternate(
         {
@@ -408,7 +579,34 @@ def section_precision(bench: Bench, rounds: int, steps: int) -> dict:
     }
     result["preset"] = list(preset)
     result["unsupported"] = unsupported
+    cfg = bench.config(steps=steps, first=preset)
+    flops = step_flops(bench.config(steps=steps, first=preset))
+    rows, width = cfg.train.batch_size, max(_kernel_widths(cfg))
+    result["step_gflop"] = flops / 1e9
+    result["matmul_shape"] = [rows, width, width]
+    result["peak_gflops"], result["achieved_gflops"], result["fraction_of_peak"] = {}, {}, {}
+    for policy in variants:
+        try:
+            peak = matmul_peak(rows, width, PEAK_DTYPES[policy])
+        except Exception as error:  # a dtype this CPU's kernels lack
+            unsupported[f"{policy} peak"] = str(error).splitlines()[0][:120]
+            continue
+        achieved = result[policy]["median"] * flops / 1e9
+        result["peak_gflops"][policy] = peak
+        result["achieved_gflops"][policy] = achieved
+        result["fraction_of_peak"][policy] = achieved / peak
     return result
+
+
+def _kernel_widths(cfg) -> list[int]:
+    """The widths of the model's matmuls (the last dimension of each 2-D kernel)."""
+    from .tasks.base import make_task
+
+    task = make_task(cfg)
+    model = task.build_model()
+    source = task.source(cfg.data)
+    model(source.example_inputs)
+    return [int(v.shape[-1]) for v in model.trainable_variables if len(v.shape) == 2] or [1]
 
 
 def section_checkpoint(bench: Bench, rounds: int) -> dict:
@@ -560,6 +758,7 @@ def section_xla(bench: Bench, rounds: int) -> dict:
 # -- output --------------------------------------------------------------------------------------
 TITLES = {
     "fit": "the training command (logs, evaluation, checkpoints on) against model.fit",
+    "breakdown": "where a step's time goes (compiled steps on one constant batch; one run)",
     "steps_per_execution": "the training command per train.steps_per_execution",
     "precision": "the loop per precision policy, on {preset}",
     "checkpoint": "the training command with checkpoints against checkpoints off",
@@ -577,12 +776,30 @@ def _footer(name: str, section: dict) -> list[str]:
             f"logs, evaluation and checkpoints cost the loop {section['overhead_percent']:.1f}% "
             "(loop against loop_compute_only)",
         ]
+    if name == "breakdown":
+        step = ", ".join(f"{k} {100 * v:.1f}%" for k, v in section["in_step"].items())
+        loop = ", ".join(f"{k} {100 * v:.1f}%" for k, v in section["in_loop"].items())
+        return [
+            f"in the compiled step ({section['step_ms']:.2f} ms): {step}",
+            f"in the training command: {loop}",
+        ]
     if name == "steps_per_execution":
         return [f"fastest: {section['fastest']}"]
     if name == "precision":
         ratios = ", ".join(f"{k} {v:.2f}" for k, v in section["ratio_to_float32"].items())
         refused = [f"not run: {k} ({v})" for k, v in section["unsupported"].items()]
-        return [f"ratio to float32: {ratios}", *refused]
+        m, k, n = section["matmul_shape"]
+        roofline = [
+            f"{policy}: {section['achieved_gflops'][policy]:.0f} GFLOP/s of a {peak:.0f} GFLOP/s "
+            f"matmul peak ({100 * section['fraction_of_peak'][policy]:.0f}%)"
+            for policy, peak in section["peak_gflops"].items()
+        ]
+        return [
+            f"ratio to float32: {ratios}",
+            f"{section['step_gflop']:.2f} GFLOP per step; peak: ({m}x{k}) x ({k}x{n}) matmuls",
+            *roofline,
+            *refused,
+        ]
     if name == "checkpoint":
         costs = ", ".join(f"{k} {v:.1f}%" for k, v in section["cost_percent"].items())
         return [f"cost against off (steps/s lost): {costs}"]
@@ -706,6 +923,7 @@ def run_sections(bench: Bench, args: argparse.Namespace) -> dict:
     }
     runners = {
         "fit": lambda: section_fit(bench, args.rounds, bench.tasks(args.tasks)),
+        "breakdown": lambda: section_breakdown(bench, args.rounds),
         "steps_per_execution": lambda: section_steps_per_execution(bench, args.rounds),
         "precision": lambda: section_precision(bench, args.rounds, args.precision_steps),
         "checkpoint": lambda: section_checkpoint(bench, args.rounds),
