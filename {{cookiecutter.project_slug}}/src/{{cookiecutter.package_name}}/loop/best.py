@@ -6,6 +6,11 @@ evaluation is compared with the best so far; a better one is saved to `checkpoin
 the best step and value, and every evaluation so far: a resumed run forgets the evaluations
 after its checkpoint (a killed process may have made some) and counts patience exactly.
 With `checkpoint.patience=P`, P evaluations in a row without a better value end the run.
+
+The Model Garden's `BestCheckpointExporter` (orbit's actions, package `tf-models-official`)
+does the first half of this. It is not used: its newest release (2.20.0) requires
+`tensorflow~=2.20.0` (this project runs 2.21) and `tf-keras` (Keras 2) among 28 requirements
+(kaggle, opencv, pycocotools...), and keeps no history for early stopping across a resume.
 """
 
 from __future__ import annotations
