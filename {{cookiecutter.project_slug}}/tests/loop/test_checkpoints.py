@@ -102,3 +102,31 @@ def test_resumed_run_deletes_the_files_of_checkpoints_beyond_max_to_keep(make_co
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(), directory, max_to_keep=2)
     assert [os.path.basename(p) for p in manager.checkpoints] == ["ckpt-80", "ckpt-100"]
     assert tf.train.latest_checkpoint(directory).endswith("ckpt-100")
+
+
+def test_evaluate_beside_a_training_that_prunes_reads_the_newer_checkpoint(
+    make_config, tmp_path, caplog, monkeypatch
+):
+    # `evaluate` while training saved and pruned (checkpoint.max_to_keep) once ended in a
+    # NotFoundError traceback: the checkpoint it was reading had been deleted.
+    from {{ cookiecutter.package_name }}.config import load_config
+    from {{ cookiecutter.package_name }}.evaluate import evaluate
+    from {{ cookiecutter.package_name }}.loop import checkpoints
+
+    train_and_evaluate(make_config())
+    read = checkpoints.unreadable_reason
+    pruned = []
+
+    def meanwhile_training_saves_60_and_prunes_40(prefix):
+        if not pruned:  # a training process saves ckpt-60 and deletes ckpt-40 under our feet
+            for path in glob.glob(ckpt(tmp_path, 40) + ".*"):
+                os.replace(path, path.replace("ckpt-40", "ckpt-60"))
+            pruned.append(prefix)
+        return read(prefix)
+
+    monkeypatch.setattr(checkpoints, "unreadable_reason", meanwhile_training_saves_60_and_prunes_40)
+    with caplog.at_level(logging.WARNING):
+        result = evaluate(load_config([f"run_dir={tmp_path / 'run'}"]))
+    assert pruned  # the newest was read while it was pruned
+    assert result["step"] == 60  # not the older ckpt-20, and not "damaged"
+    assert "damaged" not in caplog.text

@@ -47,6 +47,9 @@ from ..errors import RunError
 log = logging.getLogger(__name__)
 
 
+PRUNED = "pruned"  # a candidate deleted while it was being read
+
+
 class CheckpointKeeper:
     """Saves and restores one `tf.train.Checkpoint` under `directory`."""
 
@@ -75,28 +78,46 @@ class CheckpointKeeper:
         Raises `RunError` when checkpoints exist but none can be read, unless
         `allow_fresh_start` is set.
         """
-        candidates = self.candidates()
-        for path in candidates:
-            with literal_prefix(path) as readable:
-                problem = unreadable_reason(readable)
-                if problem:
-                    log.warning("checkpoint %s is damaged (%s); trying an older one", path, problem)
-                    continue
-                try:
-                    status = self.checkpoint.restore(readable)
-                    status.assert_consumed()  # every saved value used: no partial restore
-                except (AssertionError, ValueError) as error:  # other objects, or other shapes
-                    raise RunError(
-                        f"{path}: holds a different model or optimizer than this config "
-                        f"({str(error).splitlines()[0][:160]}); use a new run_dir"
-                    ) from None
-            return step_of(path)
+        outcome, candidates = PRUNED, []
+        for _ in range(5):  # a training process pruning this directory may delete a candidate
+            candidates = self.candidates()
+            outcome = self._restore_first_readable(candidates)
+            if outcome is not PRUNED:
+                break
+        if isinstance(outcome, int):
+            return outcome
         if candidates and not allow_fresh_start:
             raise RunError(
                 f"no readable checkpoint in {self.directory} (tried "
                 f"{', '.join(os.path.basename(p) for p in candidates)}); pass "
                 "checkpoint.allow_fresh_start=true to start over"
             )
+        return None
+
+    def _restore_first_readable(self, candidates: list[str]):
+        """The step of the first of `candidates` (newest first) that restores; None if none
+        does; PRUNED if one vanished meanwhile (`evaluate` beside a training that prunes)."""
+        for path in candidates:
+            with literal_prefix(path) as readable:
+                problem = unreadable_reason(readable)
+                if problem and not os.path.exists(f"{path}.index"):
+                    return PRUNED
+                if problem:
+                    log.warning("checkpoint %s is damaged (%s); trying an older one", path, problem)
+                    continue
+                try:
+                    status = self.checkpoint.restore(readable)
+                    status.assert_consumed()  # every saved value used: no partial restore
+                except tf.errors.NotFoundError:
+                    if not os.path.exists(f"{path}.index"):
+                        return PRUNED
+                    raise
+                except (AssertionError, ValueError) as error:  # other objects, or other shapes
+                    raise RunError(
+                        f"{path}: holds a different model or optimizer than this config "
+                        f"({str(error).splitlines()[0][:160]}); use a new run_dir"
+                    ) from None
+            return step_of(path)
         return None
 
     def save(self, step: int) -> str | None:
