@@ -170,6 +170,24 @@ def logged_rate(records: list[dict], after: int) -> float:
 
 
 # -- the two things measured ---------------------------------------------------------------------
+def train_patched(cfg, name: str, replacement, after=None):
+    """Runs the training command on `cfg` in a temporary run_dir with `controller.<name>`
+    replaced, stderr to a buffer (no progress bar between the table's lines); returns
+    `after(run_dir)` (before the directory goes)."""
+    from unittest import mock
+
+    from .loop import controller
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as run_dir:
+        cfg.run_dir = run_dir
+        with (
+            mock.patch.object(controller, name, replacement),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
+            controller.train_and_evaluate(cfg)
+        return after(run_dir) if after else None
+
+
 class Bench:
     """Builds the configs of every run from the command line's overrides and times the runs."""
 
@@ -223,9 +241,6 @@ class Bench:
 
     def loop(self, cfg) -> dict:
         """Runs the training command once into a temporary run_dir; its two rates."""
-        from unittest import mock
-
-        from .loop import controller
         from .loop.logs import RunLog, read_metrics
 
         call_ends, closed = [], []
@@ -241,15 +256,7 @@ class Bench:
                 # Also runs when training raised: never hide that error behind our own.
                 closed.append((call_ends[-1][0] if call_ends else 0, time.perf_counter()))
 
-        with tempfile.TemporaryDirectory(prefix="bench-") as run_dir:
-            cfg.run_dir = run_dir
-            # stderr to a buffer: no progress bar between the table's lines.
-            with (
-                mock.patch.object(controller, "RunLog", ClockedRunLog),
-                contextlib.redirect_stderr(io.StringIO()),
-            ):
-                controller.train_and_evaluate(cfg)
-            records = read_metrics(run_dir)
+        records = train_patched(cfg, "RunLog", ClockedRunLog, read_metrics)
         warmup = warmup_steps(cfg)
         return {
             "wall": rate_after(warmup, call_ends, closed[0]),
@@ -259,38 +266,18 @@ class Bench:
     def timed_loop(self, cfg) -> dict:
         """One run of the training command with each action of the loop timed: the fractions of
         the wall time past the warm-up spent in compiled calls, in each action, and elsewhere."""
-        from unittest import mock
-
         from .loop import actions as loop_actions
-        from .loop import controller
 
         warmup = warmup_steps(cfg)
         seconds: dict[str, float] = {"compiled_calls": 0.0}
         marks = []
 
-        class Timed(loop_actions.Action):
+        class Timed:  # an action, its time counted
             def __init__(self, action):
-                self.action = action
-                self.every_steps = action.every_steps
-                self.name = type(action).__name__
+                self.action, self.name = action, type(action).__name__
 
-            def __getattr__(self, name):
+            def __getattr__(self, name):  # every_steps, due, next_step, begin, end...
                 return getattr(self.action, name)
-
-            def check(self, run):
-                return self.action.check(run)
-
-            def begin(self, run, step):
-                return self.action.begin(run, step)
-
-            def due(self, boundary):
-                return self.action.due(boundary)
-
-            def next_step(self, step):
-                return self.action.next_step(step)
-
-            def end(self, run):
-                return self.action.end(run)
 
             def __call__(self, run, boundary):
                 start = time.perf_counter()
@@ -310,13 +297,7 @@ class Bench:
         def built_in(*args, **kwargs):
             return [Clock(), *map(Timed, loop_actions.built_in_actions(*args, **kwargs))]
 
-        with tempfile.TemporaryDirectory(prefix="bench-") as run_dir:
-            cfg.run_dir = run_dir
-            with (
-                mock.patch.object(controller, "built_in_actions", built_in),
-                contextlib.redirect_stderr(io.StringIO()),
-            ):
-                controller.train_and_evaluate(cfg)
+        train_patched(cfg, "built_in_actions", built_in)
         # From the start of the first chunk past the warm-up to the end of the run.
         wall = time.perf_counter() - next(at for step, at in marks if step > warmup)
         fractions = {name: value / wall for name, value in seconds.items()}
@@ -477,13 +458,9 @@ def section_breakdown(bench: Bench, rounds: int) -> dict:
 
 def _without_grad_norm(trainer) -> None:
     """The step without the gradient norm (nor its all-reduce on several replicas)."""
-    trainer.modify_gradients = lambda gradients, loss_scale: (gradients, tf_zero())
-
-
-def tf_zero():
     import tensorflow as tf
 
-    return tf.constant(0.0)
+    trainer.modify_gradients = lambda gradients, loss_scale: (gradients, tf.constant(0.0))
 
 
 class _NoMetric:

@@ -144,7 +144,8 @@ def _multi_worker(port_base: int, timeout: int) -> tf.distribute.Strategy:
     # hang the wait (which holds Python's lock, so no thread of ours runs), hence a watchdog
     # process. TensorFlow also takes SIGTERM for itself there (its preemption notifier): the
     # handlers from before are put back.
-    handlers = {signum: signal.getsignal(signum) for signum in _stop_signals()}
+    stops = [getattr(signal, name) for name in STOP_SIGNALS]
+    handlers = {signum: signal.getsignal(signum) for signum in stops}
     watchdog = subprocess.Popen(
         [sys.executable, "-c", WATCHDOG, str(os.getpid()), str(timeout)],
         stdin=subprocess.PIPE,
@@ -170,10 +171,6 @@ if not select.select([sys.stdin], [], [], float(sys.argv[2]))[0]:
           ": a peer stopped answering; start every worker again", file=sys.stderr, flush=True)
     os.kill(int(sys.argv[1]), signal.SIGKILL)
 """
-
-
-def _stop_signals() -> list[int]:
-    return [getattr(signal, name) for name in STOP_SIGNALS]
 
 
 # Tasks that take part in the collectives (an evaluator or a parameter server does not).

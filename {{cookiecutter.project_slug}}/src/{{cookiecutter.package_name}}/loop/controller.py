@@ -139,9 +139,10 @@ def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer, actions=(
             "restore the file (or prepare the data again), then run the same command to resume"
         ) from None
     except tf.errors.OpError as error:
-        if cluster.num_workers > 1 and peer_lost(error):
+        said = peer_lost(error) if cluster.num_workers > 1 else ""
+        if said:
             raise RunError(
-                f"a worker of the cluster stopped answering ({peer_lost(error)}); the newest "
+                f"a worker of the cluster stopped answering ({said}); the newest "
                 f"checkpoint is {checkpoint_name(run.last_saved)}: start every worker again with "
                 "the same command to resume"
             ) from None
