@@ -27,6 +27,9 @@ from {{ cookiecutter.package_name }}.tasks.base import shipped_tasks, task_class
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
 )
+# One intra-op thread, as the training command picks for these small models
+# (loop/threads.py): a run here and the same run in a subprocess do the same arithmetic.
+tf.config.threading.set_intra_op_parallelism_threads(1)
 
 # The real default config, shrunk: the loop's settings for every task, then each task's own
 # (`Task.small_overrides`: fewer examples and narrower models, so a run takes seconds;

@@ -165,7 +165,7 @@ def test_workers_with_different_settings_all_refuse_in_one_line_before_training(
         assert err.strip().splitlines()[-1] == (
             f"error: the workers disagree on their settings: train.steps (this worker: {steps}); "
             "start every worker with the same settings (only run_dir, data.path, data.files, "
-            "distribute.port_base, profile.* may differ)"
+            "distribute.port_base, profile.*, threads.* may differ)"
         )
     assert not (tmp_path / "run").exists()  # nothing written
 

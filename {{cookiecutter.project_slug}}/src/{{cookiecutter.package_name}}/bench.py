@@ -11,8 +11,11 @@ the median, min and max steps/s:
 
 * `fit`: the training command (`train_and_evaluate`, with logging, evaluation and checkpoints at
   their configured cadences, into a temporary run_dir) against `model.fit` on the same model,
-  loss, optimizer, metric, batch and tf.data pipeline, compiled with `steps_per_execution` 1, 8
-  and 32 (`jit_compile=False`, like the loop's default; see `xla`). `ratio` = loop / best fit.
+  loss, optimizer, metric, batch and tf.data pipeline (`jit_compile=False`, like the loop's
+  default; see `xla`): fit as a researcher runs it, in a process of its own with TensorFlow's
+  default thread pools, at `steps_per_execution` 1 and 32 (`ratio` = loop / the faster), and
+  fit in the loop's own process, with the thread pools the training command chose
+  (`loop/threads.py`), at 1, 8 and 32 (`ratio_same_threads`).
 * `breakdown`: where a step's time goes, as fractions of it. Inside the compiled step (on one
   constant batch, so the input pipeline is apart): the gradient norm and its all-reduce, the
   metric updates, and what is left (the model's forward and backward passes and the
@@ -38,6 +41,10 @@ the median, min and max steps/s:
   `--memory-examples` and ten times as many training examples (256 features), in memory and
   from shards; each run in its own process, 200 steps.
 * `xla`: the loop (on one device) and `model.fit` (steps_per_execution 32) without and with XLA.
+
+Each section (and the fit section's each task) runs in a process of its own, whose thread
+pools the training command's rule picks for that section's model (`threads.*`; the wide preset
+of `precision` gets other pools than the shipped tasks); one section alone runs in this process.
 
 How steps/s is taken, the same rule for the loop and for `fit`: the steps after a warm-up
 (`warmup_steps`, 500 by default: past the tracing and the first log line, evaluation and
@@ -79,6 +86,8 @@ SECTIONS = (
     "xla",
 )
 FIT_STEPS_PER_EXECUTION = (1, 8, 32)
+# fit in a process of its own, as a researcher runs it
+FIT_ALONE_STEPS_PER_EXECUTION = (1, 32)
 LOOP_STEPS_PER_EXECUTION = (1, 10, 25, 100)
 PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 # Applied before the command line's overrides, so those still win.
@@ -323,7 +332,9 @@ class Bench:
         return self.loop(self.config(*extra))["wall"]
 
     def fit(self, cfg, steps_per_execution: int, jit_compile: bool = False) -> float:
-        """`model.fit` on the loop's model, loss, optimizer, metrics and pipeline; its steps/s.
+        """`model.fit` on the loop's model, loss, metrics and pipeline; its steps/s. The
+        optimizer is Keras' own class, as a researcher's script has it (the training command's
+        Adam updates each variable in one fused kernel: `loop/optimizers.py`).
 
         One optimizer at `optimizer.learning_rate` (fit has no `head_learning_rate`), on one
         device whatever `distribute` says: Keras 3.15's fit under a MirroredStrategy failed
@@ -332,7 +343,7 @@ class Bench:
         import keras
 
         from .data import train_dataset
-        from .loop.trainer import OPTIMIZER_CLASSES
+        from .loop.optimizers import KERAS_OPTIMIZER_CLASSES
         from .tasks.base import make_task
 
         class Clock(keras.callbacks.Callback):
@@ -350,7 +361,7 @@ class Bench:
         task = make_task(cfg)
         arrays = task.arrays(cfg.data.path)
         model = task.build_model()
-        optimizer = OPTIMIZER_CLASSES[cfg.optimizer.name](
+        optimizer = KERAS_OPTIMIZER_CLASSES[cfg.optimizer.name](
             learning_rate=cfg.optimizer.learning_rate, global_clipnorm=cfg.train.clip_norm or None
         )
         loss = task.build_loss()
@@ -376,6 +387,19 @@ class Bench:
             callbacks=[clock],
         )
         return rate_after(warmup, clock.call_ends, clock.call_ends[-1])
+
+    def fit_alone(self, task: str, steps_per_execution: int) -> float:
+        """`fit` on `task` in a new process with TensorFlow's default thread pools (what a
+        researcher's own script gets); its steps/s."""
+        import subprocess
+
+        command = [sys.executable, "-m", f"{__package__}.bench", "--fit-alone"]
+        command += [str(steps_per_execution), "--steps", str(self.steps), f"task={task}"]
+        command += self.applicable(self.overrides, task)
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(command)}: {done.stderr.strip()[-400:]}")
+        return float(done.stdout.split()[-1])
 
     def steps_on(self, cfg, constant: bool, modify=None) -> float:
         """The loop's compiled steps alone, `train.steps_per_execution` per call, on the real
@@ -410,11 +434,6 @@ class Bench:
 
 
 # -- the sections --------------------------------------------------------------------------------
-def section_fit(bench: Bench, rounds: int, tasks: list[str]) -> dict:
-    """The loop against fit on each task of `tasks`: {task: its rates and ratio}."""
-    return {task: _fit_on(bench, rounds, task) for task in tasks}
-
-
 def _fit_on(bench: Bench, rounds: int, task: str) -> dict:
     compute = []
 
@@ -426,13 +445,19 @@ def _fit_on(bench: Bench, rounds: int, task: str) -> dict:
     variants = {"loop": loop}
     for spe in FIT_STEPS_PER_EXECUTION:
         variants[f"fit_spe{spe}"] = lambda spe=spe: bench.fit(bench.config(task=task), spe)
+    for spe in FIT_ALONE_STEPS_PER_EXECUTION:
+        variants[f"fit_spe{spe}_alone"] = lambda spe=spe: bench.fit_alone(task, spe)
     result = alternate(variants, rounds)
-    best = max(
-        (name for name in result if name.startswith("fit")), key=lambda name: result[name]["median"]
-    )
+
+    def fastest(names):
+        return max(names, key=lambda name: result[name]["median"])
+
+    alone = fastest([f"fit_spe{spe}_alone" for spe in FIT_ALONE_STEPS_PER_EXECUTION])
+    same = fastest([f"fit_spe{spe}" for spe in FIT_STEPS_PER_EXECUTION])
     result["loop_compute_only"] = summary(compute)
-    result["best_fit"] = best
-    result["ratio"] = result["loop"]["median"] / result[best]["median"]
+    result["best_fit"], result["best_fit_same_threads"] = alone, same
+    result["ratio"] = result["loop"]["median"] / result[alone]["median"]
+    result["ratio_same_threads"] = result["loop"]["median"] / result[same]["median"]
     # Steps/s lost to the work between compiled calls (logs, evaluation, checkpoints).
     result["overhead_percent"] = 100 * (1 - result["loop"]["median"] / statistics.median(compute))
     return result
@@ -748,8 +773,12 @@ TITLES = {
 
 def _footer(name: str, section: dict) -> list[str]:
     if name == "fit":
+        threads = section.get("threads") or {}
         return [
-            f"ratio loop / best fit ({section['best_fit']}): {section['ratio']:.2f}",
+            f"ratio loop / best fit ({section['best_fit']}: its own process, TensorFlow's "
+            f"default threads): {section['ratio']:.2f}",
+            f"ratio loop / best fit with the loop's threads ({section['best_fit_same_threads']}, "
+            f"intra_op={threads.get('intra_op', '?')}): {section['ratio_same_threads']:.2f}",
             f"logs, evaluation and checkpoints cost the loop {section['overhead_percent']:.1f}% "
             "(loop against loop_compute_only)",
         ]
@@ -871,6 +900,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="training examples of the memory section's smaller data set (default 50000)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the report here")
+    # One fit run in this process (TensorFlow's default threads); prints its steps/s.
+    parser.add_argument("--fit-alone", type=int, metavar="SPE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.sections = [name.strip() for name in args.sections.split(",") if name.strip()]
     unknown = sorted(set(args.sections) - set(SECTIONS))
@@ -884,7 +915,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run_sections(bench: Bench, args: argparse.Namespace) -> dict:
-    """The report: what it ran on, then each section asked for, in order."""
+    """The report: what it ran on, then each section asked for, in order; each section (each
+    task of `fit`) in a process of its own unless only one is asked for."""
     import keras
     import tensorflow as tf
 
@@ -898,8 +930,26 @@ def run_sections(bench: Bench, args: argparse.Namespace) -> dict:
             "overrides": bench.overrides,
         },
     }
+    tasks = bench.tasks(args.tasks) if "fit" in args.sections else []
+    units = [
+        (name, task) for name in args.sections for task in (tasks if name == "fit" else [None])
+    ]
+    for name, task in units:
+        if len(units) == 1:
+            section = run_here(bench, args, name, task)
+        else:
+            section = run_apart(bench, args, name, task)
+        if task:
+            report.setdefault(name, {})[task] = section
+        else:
+            report[name] = section
+    return report
+
+
+def run_here(bench: Bench, args: argparse.Namespace, name: str, task: str | None) -> dict:
+    """One section (on one task, for `fit`) in this process, its thread pools first."""
     runners = {
-        "fit": lambda: section_fit(bench, args.rounds, bench.tasks(args.tasks)),
+        "fit": lambda: _fit_on(bench, args.rounds, task),
         "breakdown": lambda: section_breakdown(bench, args.rounds),
         "steps_per_execution": lambda: section_steps_per_execution(bench, args.rounds),
         "precision": lambda: section_precision(bench, args.rounds, args.precision_steps),
@@ -909,12 +959,46 @@ def run_sections(bench: Bench, args: argparse.Namespace) -> dict:
         "memory": lambda: section_memory(bench, args.memory_examples),
         "xla": lambda: section_xla(bench, args.rounds),
     }
+    print(f"running {name}{f' on task={task}' if task else ''}...", file=sys.stderr, flush=True)
+    threads = _threads(bench, name, task)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module="keras")  # fit's notes about its data adapter
-        for name in args.sections:
-            print(f"running {name}...", file=sys.stderr, flush=True)
-            report[name] = runners[name]()
-    return report
+        section = runners[name]()
+    return {**section, "threads": threads}
+
+
+def _threads(bench: Bench, name: str, task: str | None) -> dict | None:
+    """Sets this process's thread pools as the training command would for the section's model
+    (None: TensorFlow already runs here, or `memory`, whose training processes pick their own)."""
+    from .loop.threads import configure_threads
+    from .tasks.base import make_task
+
+    if name == "memory":
+        return None
+    preset = bench.applicable(PRECISION_PRESET) if name == "precision" else ()
+    cfg = bench.config(task=task, first=preset)
+    chosen = make_task(cfg)
+    return configure_threads(cfg, chosen, chosen.source(cfg.data))
+
+
+def run_apart(bench: Bench, args: argparse.Namespace, name: str, task: str | None) -> dict:
+    """One section (on one task, for `fit`) in a new process of this command; its report."""
+    import subprocess
+
+    from .errors import RunError
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as directory:
+        path = os.path.join(directory, "report.json")
+        command = [sys.executable, "-m", f"{__package__}.bench", "--sections", name]
+        command += ["--rounds", str(args.rounds), "--precision-steps", str(args.precision_steps)]
+        command += ["--memory-examples", str(args.memory_examples), "--json", path]
+        command += ["--steps", str(bench.steps), *(["--tasks", task] if task else [])]
+        done = subprocess.run([*command, *bench.overrides], stdout=subprocess.DEVNULL)
+        if done.returncode:
+            raise RunError(f"bench section {name} failed (exit {done.returncode}), see above")
+        with open(path, encoding="utf-8") as file:
+            section = json.load(file)[name]
+    return section[task] if task else section
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -925,6 +1009,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         bench = Bench(args.overrides, args.steps)
+        if args.fit_alone:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", module="keras")
+                print(bench.fit(bench.config(), args.fit_alone))
+            return 0
         report = run_sections(bench, args)
     except (ConfigError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -21,6 +21,7 @@ def restore_run(cfg: Config):
     from .errors import RunError
     from .loop.checkpoints import CheckpointKeeper
     from .loop.cluster import make_cluster
+    from .loop.threads import configure_threads
     from .loop.trainer import Trainer
     from .tasks.base import make_task
 
@@ -28,6 +29,7 @@ def restore_run(cfg: Config):
     which = cfg.checkpoint.which
     task = make_task(cfg)
     source = task.source(cfg.data)
+    configure_threads(cfg, task, source)  # as the training command: the same arithmetic
     cluster = make_cluster(cfg.distribute)
     trainer = Trainer(cfg, cluster, task, source)
     directory = os.path.join(cfg.run_dir, "checkpoints")

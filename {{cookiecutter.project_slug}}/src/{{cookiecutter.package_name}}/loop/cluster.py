@@ -298,9 +298,17 @@ def _tpu(name: str) -> tf.distribute.Strategy:
 
 
 # Settings each worker may hold for itself: its own paths (mounts differ between machines), its
-# port, whether it profiles. Every other setting must be the same on every worker.
-PER_WORKER_KEYS = ("run_dir", "data.path", "data.files", "distribute.port_base", "profile.")
-SHOWN_PER_WORKER_KEYS = "run_dir, data.path, data.files, distribute.port_base, profile.*"
+# port, whether it profiles, its thread pools. Every other setting must be the same on every
+# worker.
+PER_WORKER_KEYS = (
+    "run_dir",
+    "data.path",
+    "data.files",
+    "distribute.port_base",
+    "profile.",
+    "threads.",
+)
+SHOWN_PER_WORKER_KEYS = "run_dir, data.path, data.files, distribute.port_base, profile.*, threads.*"
 
 
 def settings_of(cfg) -> list[tuple[str, object]]:

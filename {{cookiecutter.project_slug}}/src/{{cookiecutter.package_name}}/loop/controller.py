@@ -36,6 +36,7 @@ from .run_dir import (
     start_segment,
     write_json,
 )
+from .threads import configure_threads
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -49,14 +50,15 @@ def train_and_evaluate(cfg: Config) -> dict:
     """Trains `cfg` to `train.steps` (resuming from run_dir) and returns the final metrics."""
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
-    cluster = make_cluster(cfg.distribute)
-    agree(cluster, settings_of(cfg), "their settings")
-    keras.utils.set_random_seed(cfg.seed)
     task = make_task(cfg)
     # Before anything is written: bad data, an error in the model (built on a real batch), or
     # in the train step (traced by a call that runs zero steps) stops the run here.
     try:
         source = task.source(cfg.data)
+        configure_threads(cfg, task, source)  # before TensorFlow's runtime starts
+        cluster = make_cluster(cfg.distribute)
+        agree(cluster, settings_of(cfg), "their settings")
+        keras.utils.set_random_seed(cfg.seed)
         trainer = Trainer(cfg, cluster, task, source)
         trainer.train_steps(training_batches(cfg, cluster, source, 0), tf.constant(0, tf.int32))
     except tf.errors.DataLossError as error:

@@ -30,14 +30,8 @@ from ..errors import RunError
 from ..tasks.base import Task
 from .accumulation import GradientAccumulator
 from .cluster import Cluster
+from .optimizers import OPTIMIZER_CLASSES
 from .outputs import TaskLoss, as_float32, task_metrics
-
-OPTIMIZER_CLASSES = {
-    "adam": keras.optimizers.Adam,
-    "adamw": keras.optimizers.AdamW,
-    "sgd": keras.optimizers.SGD,
-    "rmsprop": keras.optimizers.RMSprop,
-}
 
 
 def seed_states(root) -> list[tf.Variable]:
