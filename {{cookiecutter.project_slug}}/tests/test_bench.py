@@ -61,7 +61,7 @@ def test_loop_against_fit_and_the_input_check_report_rates_and_ratios(tmp_path, 
         assert fit["threads"]["intra_op"] == 1 and fit["threads"]["step_flops"] > 0
         compute = fit["loop_compute_only"]["median"]
         assert fit["overhead_percent"] == pytest.approx(100 * (1 - fit["loop"]["median"] / compute))
-    assert set(report["input"]) == {"pipeline", "constant_batch", "ratio"}
+    assert set(report["input"]) == {"pipeline", "constant_batch", "ratio", "threads"}
     assert "precision" not in report
 
 
