@@ -173,7 +173,7 @@ class PrecisionConfig:
 class ThreadsConfig:
     # TensorFlow's thread pools, set when a training process starts (they cannot change once
     # TensorFlow runs). intra_op: threads inside one op; 0 picks by the model: one thread for a
-    # step under 0.1 GFLOP (1.3-1.4x faster on 2 cores: its ops are too small to split), else
+    # step under 1 GFLOP (1.1-1.3x faster on 2 cores: its ops are too small to split), else
     # TensorFlow's default (every core). inter_op: ops run side by side; 0 is TensorFlow's
     # default (every core).
     intra_op: int = non_negative(0)

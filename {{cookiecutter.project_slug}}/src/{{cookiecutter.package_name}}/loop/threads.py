@@ -4,8 +4,9 @@ TensorFlow splits each op over `intra_op` threads and runs `inter_op` ops side b
 are fixed once its runtime starts (the first op, device or variable), so they are set at the
 start of a run or not at all. Small ops gain nothing from being split and pay for the handoff:
 on 2 cores (Xeon, TF 2.21) one intra-op thread ran the compiled steps of the shipped tasks
-1.3-1.4x faster, and a regression of hidden width 512 (0.84 GFLOP a step) 1.33x faster; the
-wide preset (6.55 GFLOP a step) ran 3% slower in float32 and 13% slower in bfloat16.
+1.08-1.32x faster, and a regression of hidden width 512 (about 0.8 GFLOP a step) 1.33x
+faster; the wide preset (6.5 GFLOP a step) ran 3% slower in float32 and 14% slower in
+bfloat16 (docs/performance.md).
 `threads.intra_op=0` therefore picks one thread for a step under `SMALL_STEP_FLOPS` and
 TensorFlow's default (every core) above.
 
