@@ -54,11 +54,16 @@ def train_and_evaluate(cfg: Config) -> dict:
     # Before anything is written: bad data, an error in the model (built on a real batch), or
     # in the train step (traced by a call that runs zero steps) stops the run here.
     try:
-        source = task.source(cfg.data)
-        configure_threads(cfg, task, source)  # before TensorFlow's runtime starts
+        # Thread pools and a multi-worker cluster are set before TensorFlow's runtime starts;
+        # arrays in memory are read without it (they size the model for the thread choice),
+        # shards and a multi-worker task's own data only once the cluster is up.
+        early = not cfg.data.files and cfg.distribute.strategy != "multi_worker_mirrored"
+        source = task.source(cfg.data) if early else None
+        configure_threads(cfg, task, source)
         cluster = make_cluster(cfg.distribute)
         agree(cluster, settings_of(cfg), "their settings")
         keras.utils.set_random_seed(cfg.seed)
+        source = source or task.source(cfg.data)
         trainer = Trainer(cfg, cluster, task, source)
         trainer.train_steps(training_batches(cfg, cluster, source, 0), tf.constant(0, tf.int32))
     except tf.errors.DataLossError as error:

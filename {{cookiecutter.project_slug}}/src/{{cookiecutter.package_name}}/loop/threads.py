@@ -64,7 +64,8 @@ def choose_intra_op(setting: int, flops: float | None) -> int:
 
 
 def configure_threads(cfg, task, source) -> dict | None:
-    """Sets TensorFlow's thread pools for this process from `cfg.threads` and the model's size;
+    """Sets TensorFlow's thread pools for this process from `cfg.threads` and the model's size
+    (on a batch of `source`; None: the size is unknown, TensorFlow's default unless set);
     returns what was set, or None when TensorFlow already runs in this process (its pools stay
     as they are: a test session, a notebook, the second job of a sweep)."""
     import tensorflow as tf
@@ -74,7 +75,7 @@ def configure_threads(cfg, task, source) -> dict | None:
         return None
     settings = cfg.threads
     flops = None
-    if not settings.intra_op and hasattr(source, "example_inputs"):
+    if not settings.intra_op and source is not None:
         batch = max(1, cfg.train.batch_size // cfg.train.accumulate_steps)
         flops = step_flops_estimate(task, source, batch)
     chosen = {"intra_op": choose_intra_op(settings.intra_op, flops), "inter_op": settings.inter_op}
