@@ -102,6 +102,30 @@ def test_in_a_new_process_the_default_task_gets_one_thread_and_the_wide_preset_e
     assert out["names_kept"]
 
 
+STARTS_WHILE_SIZED = """
+import json, keras, numpy, tensorflow as tf
+from {{ cookiecutter.package_name }}.config import load_config
+from {{ cookiecutter.package_name }}.loop.threads import configure_threads
+
+class Task:
+    def build_model(self):
+        tf.config.list_logical_devices("GPU")  # starts TensorFlow's runtime, as Keras' GRU does
+        return keras.Sequential([keras.layers.Dense(2)])
+
+class Source:
+    example_inputs = numpy.zeros((4, 3), "float32")
+
+cfg = load_config(["run_dir=unused", "threads.inter_op=1"])
+chosen = configure_threads(cfg, Task(), Source())
+print(json.dumps([chosen, tf.config.threading.get_inter_op_parallelism_threads()]))
+"""
+
+
+def test_a_model_that_starts_tensorflow_while_sized_leaves_the_pools_and_runs_on():
+    chosen, inter_op = json.loads(python_output(STARTS_WHILE_SIZED).splitlines()[-1])
+    assert chosen is None and inter_op == 0  # not set, and no error
+
+
 def test_threads_are_checked_like_every_other_key():
     with pytest.raises(Exception, match=r"threads.intra_op=-1: must be zero or more"):
         load_config(["threads.intra_op=-1"])

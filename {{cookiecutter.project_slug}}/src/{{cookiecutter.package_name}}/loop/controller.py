@@ -54,10 +54,11 @@ def train_and_evaluate(cfg: Config) -> dict:
     # Before anything is written: bad data, an error in the model (built on a real batch), or
     # in the train step (traced by a call that runs zero steps) stops the run here.
     try:
-        # Thread pools and a multi-worker cluster are set before TensorFlow's runtime starts;
-        # arrays in memory are read without it (they size the model for the thread choice),
-        # shards and a multi-worker task's own data only once the cluster is up.
-        early = not cfg.data.files and cfg.distribute.strategy != "multi_worker_mirrored"
+        # Thread pools, logical devices and a multi-worker cluster are set before TensorFlow's
+        # runtime starts. On one device, arrays in memory are read first, without it: they
+        # size the model for the thread choice. Shards, and a strategy's own data, come once
+        # the strategy is set up (its devices or cluster must be configured first).
+        early = not cfg.data.files and cfg.distribute.strategy == "none"
         source = task.source(cfg.data) if early else None
         configure_threads(cfg, task, source)
         cluster = make_cluster(cfg.distribute)

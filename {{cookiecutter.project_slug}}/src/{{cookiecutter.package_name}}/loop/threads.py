@@ -79,6 +79,10 @@ def configure_threads(cfg, task, source) -> dict | None:
         batch = max(1, cfg.train.batch_size // cfg.train.accumulate_steps)
         flops = step_flops_estimate(task, source, batch)
     chosen = {"intra_op": choose_intra_op(settings.intra_op, flops), "inter_op": settings.inter_op}
-    tf.config.threading.set_intra_op_parallelism_threads(chosen["intra_op"])
-    tf.config.threading.set_inter_op_parallelism_threads(chosen["inter_op"])
+    try:  # a model may start the runtime while it is built (Keras' GRU asks for GPUs)
+        tf.config.threading.set_intra_op_parallelism_threads(chosen["intra_op"])
+        tf.config.threading.set_inter_op_parallelism_threads(chosen["inter_op"])
+    except RuntimeError:
+        log.info("thread choice: TensorFlow started while the model was sized; pools unchanged")
+        return None
     return {**chosen, "step_flops": flops}
