@@ -4,9 +4,11 @@ import json
 import subprocess
 import sys
 
+import keras
 import pytest
 
 from {{ cookiecutter.package_name }} import bench
+from {{ cookiecutter.package_name }}.tasks.base import make_task
 
 from .conftest import TASKS
 
@@ -79,6 +81,13 @@ def test_every_other_section_reports(tmp_path, capsys):
         achieved = precision[policy]["median"] * precision["step_gflop"]
         assert precision["achieved_gflops"][policy] == pytest.approx(achieved)
         assert precision["fraction_of_peak"][policy] == pytest.approx(achieved / peak)
+        # The same loop on the preset's matmuls alone (the regressor's kernels chain).
+        alone = precision[f"{policy}_matmuls_only"]["median"]
+        achieved = alone * precision["step_gflop_matmuls_only"]
+        assert precision["achieved_gflops"][f"{policy}_matmuls_only"] == pytest.approx(achieved)
+        assert precision["fraction_of_peak"][f"{policy}_matmuls_only"] == pytest.approx(
+            achieved / peak
+        )
     breakdown = report["breakdown"]
     assert set(breakdown["in_step"]) == {"grad_norm", "metrics", "model_and_optimizer"}
     assert sum(breakdown["in_step"].values()) == pytest.approx(1.0)
@@ -121,9 +130,35 @@ def test_the_flops_of_a_step_are_the_forward_and_backward_matmuls_of_the_model()
     assert matmuls <= counted <= 1.15 * matmuls
 
 
-def model_variables(cfg):
-    from {{ cookiecutter.package_name }}.tasks.base import make_task
+def test_matmuls_only_trains_the_chain_of_kernels_from_inputs_to_targets_alone():
+    # The regressor: projection 8 -> 16, two blocks of two 16 -> 16, output 16 -> 1, and the
+    # reconstruction head 16 -> 8, off the chain; biases, noise and penalties all go.
+    cfg = bench.Bench([], 5).config("task.hidden_units=16", "task.num_blocks=2")
+    make = bench.matmuls_only(make_task)
+    model = make(cfg).build_model()
+    model.build((None, 8))
+    shapes = [tuple(map(int, v.shape)) for v in model.weights]
+    assert shapes == [(8, 16), (16, 16), (16, 16), (16, 16), (16, 16), (16, 1)]
+    assert all(layer.activation is keras.activations.linear for layer in model.layers)
+    # The loop trains it as the task's own model: the step's FLOPs are those six matmuls'.
+    counted = bench.step_flops(
+        bench.Bench([], 5).config(
+            "task.hidden_units=16", "train.batch_size=32", "task.num_blocks=2"
+        ),
+        make,
+    )
+    matmuls = sum(6 * 32 * n_in * n_out for n_in, n_out in shapes) - 2 * 32 * 8 * 16
+    assert matmuls <= counted <= 1.15 * matmuls
 
+
+@pytest.mark.parametrize("name", ["image_classification", "sequence"])
+def test_a_model_whose_kernels_do_not_chain_inputs_to_targets_has_no_matmuls_only(name):
+    # Convolutions (4-D kernels) start the digits model; the sequence task has named outputs.
+    cfg = bench.Bench([], 5).config(task=name)
+    assert bench.chained_widths(cfg, bench._kernel_shapes(cfg)) is None
+
+
+def model_variables(cfg):
     task = make_task(cfg)
     model = task.build_model()
     model(task.source(cfg.data).example_inputs)

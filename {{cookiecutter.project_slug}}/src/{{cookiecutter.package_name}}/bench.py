@@ -26,11 +26,14 @@ the median, min and max steps/s:
 * `steps_per_execution`: the training command at several `train.steps_per_execution` (a chunk
   also ends at every log, evaluation and checkpoint step, so values above
   `train.log_every_steps` change nothing).
-* `precision`: the loop under each precision policy on a wide preset where matmuls dominate,
-  against this machine's own limit: the FLOP rate of the preset's largest matmul in each
-  dtype (float32, bfloat16, float16; a chain of them in one compiled call, the best of
-  several), and the preset's achieved rate (its FLOPs per step, counted by TensorFlow's
-  profiler on the traced step, times its steps/s) as a fraction of that peak.
+* `precision`: the loop under each precision policy on a wide preset (`PRECISION_PRESET`: the
+  task 1024 wide, batches of 1024), against this machine's own limit: the FLOP rate of the
+  preset's largest matmul in each dtype (float32, bfloat16, float16; a chain of them in one
+  compiled call, the best of several), and the preset's achieved rate (its FLOPs per step,
+  counted by TensorFlow's profiler on the traced step, times its steps/s) as a fraction of
+  that peak. Each policy runs twice: on the task's model, and on its matmuls alone
+  (`matmuls_only`: the same loop, data and batch, the model's chain of kernels without
+  activations, noise, penalties or heads), which is the loop's own limit on that arithmetic.
 * `checkpoint`: the loop with checkpoints at the configured cadence and at a fifth of it,
   against checkpoints effectively off (only the final one is written).
 * `input`: the loop's compiled steps on the real pipeline against one constant batch repeated.
@@ -92,7 +95,7 @@ FIT_ALONE_STEPS_PER_EXECUTION = (1, 32)
 LOOP_STEPS_PER_EXECUTION = (1, 10, 25, 100)
 PRECISION_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 # Applied before the command line's overrides, so those still win.
-PRECISION_PRESET = ("task.hidden_units=1024", "train.batch_size=256")
+PRECISION_PRESET = ("task.hidden_units=1024", "train.batch_size=1024")
 CHECKPOINTS_OFF = 10**9
 
 
@@ -180,21 +183,20 @@ def logged_rate(records: list[dict], after: int) -> float:
 
 
 # -- the two things measured ---------------------------------------------------------------------
-def train_patched(cfg, name: str, replacement, after=None):
-    """Runs the training command on `cfg` in a temporary run_dir with `controller.<name>`
-    replaced, stderr to a buffer (no progress bar between the table's lines); returns
-    `after(run_dir)` (before the directory goes)."""
+def train_patched(cfg, replacements: dict, after=None):
+    """Runs the training command on `cfg` in a temporary run_dir with each `controller.<name>`
+    of `replacements` replaced, stderr to a buffer (no progress bar between the table's lines);
+    returns `after(run_dir)` (before the directory goes)."""
     from unittest import mock
 
     from .loop import controller
 
-    with tempfile.TemporaryDirectory(prefix="bench-") as run_dir:
+    with tempfile.TemporaryDirectory(prefix="bench-") as run_dir, contextlib.ExitStack() as stack:
         cfg.run_dir = run_dir
-        with (
-            mock.patch.object(controller, name, replacement),
-            contextlib.redirect_stderr(io.StringIO()),
-        ):
-            controller.train_and_evaluate(cfg)
+        for name, replacement in replacements.items():
+            stack.enter_context(mock.patch.object(controller, name, replacement))
+        stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
+        controller.train_and_evaluate(cfg)
         return after(run_dir) if after else None
 
 
@@ -249,8 +251,9 @@ class Bench:
 
         return tuple(override for override in overrides if applies(override))
 
-    def loop(self, cfg) -> dict:
-        """Runs the training command once into a temporary run_dir; its two rates."""
+    def loop(self, cfg, replacements: dict | None = None) -> dict:
+        """Runs the training command once into a temporary run_dir (with `replacements` of
+        names in its module, as `train_patched`); its two rates."""
         from .loop.logs import RunLog, read_metrics
 
         call_ends, closed = [], []
@@ -266,7 +269,8 @@ class Bench:
                 # Also runs when training raised: never hide that error behind our own.
                 closed.append((call_ends[-1][0] if call_ends else 0, time.perf_counter()))
 
-        records = train_patched(cfg, "RunLog", ClockedRunLog, read_metrics)
+        replacements = {**(replacements or {}), "RunLog": ClockedRunLog}
+        records = train_patched(cfg, replacements, read_metrics)
         warmup = warmup_steps(cfg)
         return {
             "wall": rate_after(warmup, call_ends, closed[0]),
@@ -307,7 +311,7 @@ class Bench:
         def built_in(*args, **kwargs):
             return [Clock(), *map(Timed, loop_actions.built_in_actions(*args, **kwargs))]
 
-        train_patched(cfg, "built_in_actions", built_in)
+        train_patched(cfg, {"built_in_actions": built_in})
         # From the start of the first chunk past the warm-up to the end of the run.
         wall = time.perf_counter() - next(at for step, at in marks if step > warmup)
         fractions = {name: value / wall for name, value in seconds.items()}
@@ -523,18 +527,19 @@ def matmul_peak(rows: int, width: int, dtype: str, chain: int = 20, repeats: int
     return 2 * rows * width * width * chain / best / 1e9
 
 
-def step_flops(cfg) -> float:
+def step_flops(cfg, make_task=None) -> float:
     """FLOPs of one training step of `cfg` (one replica's step over the whole batch, on one
     device), as TensorFlow's profiler counts them in the traced step (matmuls and convolutions
-    of the forward and backward passes; elementwise work is left out)."""
+    of the forward and backward passes; elementwise work is left out). `make_task` replaces the
+    package's own (`matmuls_only`)."""
     import tensorflow as tf
 
     from .loop.cluster import make_cluster
     from .loop.trainer import Trainer
-    from .tasks.base import make_task
+    from .tasks import base
 
     cfg.distribute.strategy, cfg.distribute.cpu_devices = "none", 0
-    task = make_task(cfg)
+    task = (make_task or base.make_task)(cfg)
     source = task.source(cfg.data)
     trainer = Trainer(cfg, make_cluster(cfg.distribute), task, source)
     batch = next(
@@ -564,52 +569,113 @@ def section_steps_per_execution(bench: Bench, rounds: int) -> dict:
 
 def section_precision(bench: Bench, rounds: int, steps: int) -> dict:
     from .support import unsupported_reason
+    from .tasks.base import make_task
 
-    variants, unsupported = {}, {}
+    variants, unsupported, policies = {}, {}, []
     preset = bench.applicable(PRECISION_PRESET)
+    cfg = bench.config(steps=steps, first=preset)
+    kernels = _kernel_shapes(cfg)
+    alone = matmuls_only(make_task) if chained_widths(cfg, kernels) else None
+    if alone is None:
+        unsupported["matmuls_only"] = "the model's 2-D kernels do not chain inputs to targets"
+
+    def run(policy: str, replacements=None) -> float:
+        cfg = bench.config(f"precision={policy}", steps=steps, first=preset)
+        return bench.loop(cfg, replacements)["compute"]
+
     for policy in PRECISION_POLICIES:
         reason = unsupported_reason(bench.base.distribute.strategy, policy)
         if reason:
             unsupported[policy] = reason
             continue
-        variants[policy] = lambda policy=policy: bench.loop(
-            bench.config(f"precision={policy}", steps=steps, first=preset)
-        )["compute"]
+        policies.append(policy)
+        variants[policy] = lambda policy=policy: run(policy)
+        if alone is not None:
+            variants[f"{policy}_matmuls_only"] = lambda policy=policy: run(
+                policy, {"make_task": alone}
+            )
     result = alternate(variants, rounds)
     reference = result.get("float32", {}).get("median")
     result["ratio_to_float32"] = {
-        policy: result[policy]["median"] / reference for policy in variants if reference
+        policy: result[policy]["median"] / reference for policy in policies if reference
     }
     result["preset"] = list(preset)
     result["unsupported"] = unsupported
-    cfg = bench.config(steps=steps, first=preset)
-    flops = step_flops(bench.config(steps=steps, first=preset))
-    rows, width = cfg.train.batch_size, max(_kernel_widths(cfg))
-    result["step_gflop"] = flops / 1e9
+    rows, width = cfg.train.batch_size, max([n_out for _, n_out in kernels] or [1])
+    flops = {"": step_flops(bench.config(steps=steps, first=preset))}
+    if alone is not None:
+        flops["_matmuls_only"] = step_flops(bench.config(steps=steps, first=preset), alone)
+    result["step_gflop"] = flops[""] / 1e9
+    result["step_gflop_matmuls_only"] = flops.get("_matmuls_only", 0.0) / 1e9
     result["matmul_shape"] = [rows, width, width]
-    result["peak_gflops"], result["achieved_gflops"], result["fraction_of_peak"] = {}, {}, {}
-    for policy in variants:
+    for key in ("peak_gflops", "achieved_gflops", "fraction_of_peak"):
+        result[key] = {}
+    for policy in policies:
         try:
             peak = matmul_peak(rows, width, PEAK_DTYPES[policy])
         except Exception as error:  # a dtype this CPU's kernels lack
             unsupported[f"{policy} peak"] = str(error).splitlines()[0][:120]
             continue
-        achieved = result[policy]["median"] * flops / 1e9
         result["peak_gflops"][policy] = peak
-        result["achieved_gflops"][policy] = achieved
-        result["fraction_of_peak"][policy] = achieved / peak
+        for suffix, count in flops.items():
+            achieved = result[policy + suffix]["median"] * count / 1e9
+            result["achieved_gflops"][policy + suffix] = achieved
+            result["fraction_of_peak"][policy + suffix] = achieved / peak
     return result
 
 
-def _kernel_widths(cfg) -> list[int]:
-    """The widths of the model's matmuls (the last dimension of each 2-D kernel)."""
+def _kernel_shapes(cfg) -> list[tuple[int, int]]:
+    """The (in, out) shape of each 2-D kernel of the model, in the order of its variables."""
     from .tasks.base import make_task
 
     task = make_task(cfg)
     model = task.build_model()
-    source = task.source(cfg.data)
-    model(source.example_inputs)
-    return [int(v.shape[-1]) for v in model.trainable_variables if len(v.shape) == 2] or [1]
+    model(task.source(cfg.data).example_inputs)
+    return [tuple(map(int, v.shape)) for v in model.trainable_variables if len(v.shape) == 2]
+
+
+def chained_widths(cfg, kernels: list[tuple[int, int]]) -> list[int] | None:
+    """The widths of the kernels that chain the inputs' features to the targets' (each taking
+    the last one's output), in order; None when no chain gets there or the data is not one
+    array each way. The wide preset: 8 -> 1024 (projection) -> 1024 x 4 (blocks) -> 1 (output);
+    the reconstruction head (1024 -> 8) is off the chain."""
+    from .tasks.base import make_task
+
+    source = make_task(cfg).source(cfg.data)
+    inputs, targets = source.example_inputs, source.example_targets
+    if not (hasattr(inputs, "shape") and hasattr(targets, "shape")):
+        return None
+    widths, current = [], int(inputs.shape[-1])
+    for n_in, n_out in kernels:
+        if n_in == current:
+            widths.append(n_out)
+            current = n_out
+    return widths if widths and current == int(targets.shape[-1]) else None
+
+
+def matmuls_only(make_task):
+    """`make_task`, with the task's model replaced by its matmuls alone: Dense layers without
+    bias or activation of the `chained_widths` of its kernels. The same loop on the same data
+    and batch; what the model adds around its matmuls (activations, noise, penalties, heads)
+    is gone, so its steps/s is the loop's own limit on the preset's arithmetic."""
+
+    def make(cfg):
+        import keras
+
+        task = make_task(cfg)
+        widths = chained_widths(cfg, _kernel_shapes(cfg))
+
+        def build_model():
+            *hidden, last = widths
+            layers = [keras.layers.Dense(n, use_bias=False) for n in hidden]
+            return keras.Sequential(
+                [*layers, keras.layers.Dense(last, use_bias=False, dtype="float32")]
+            )
+
+        task.build_model = build_model
+        return task
+
+    return make
 
 
 def section_checkpoint(bench: Bench, rounds: int) -> dict:
@@ -796,14 +862,18 @@ def _footer(name: str, section: dict) -> list[str]:
         ratios = ", ".join(f"{k} {v:.2f}" for k, v in section["ratio_to_float32"].items())
         refused = [f"not run: {k} ({v})" for k, v in section["unsupported"].items()]
         m, k, n = section["matmul_shape"]
-        roofline = [
-            f"{policy}: {section['achieved_gflops'][policy]:.0f} GFLOP/s of a {peak:.0f} GFLOP/s "
-            f"matmul peak ({100 * section['fraction_of_peak'][policy]:.0f}%)"
-            for policy, peak in section["peak_gflops"].items()
-        ]
+        roofline = []
+        for policy, peak in section["peak_gflops"].items():
+            line = (
+                f"{policy}: {section['achieved_gflops'][policy]:.0f} GFLOP/s of a {peak:.0f} "
+                f"GFLOP/s matmul peak ({100 * section['fraction_of_peak'][policy]:.0f}%)"
+            )
+            alone = section["fraction_of_peak"].get(f"{policy}_matmuls_only")
+            roofline.append(line + (f"; matmuls only {100 * alone:.0f}%" if alone else ""))
         return [
             f"ratio to float32: {ratios}",
-            f"{section['step_gflop']:.2f} GFLOP per step; peak: ({m}x{k}) x ({k}x{n}) matmuls",
+            f"{section['step_gflop']:.2f} GFLOP per step ({section['step_gflop_matmuls_only']:.2f} "
+            f"with matmuls only); peak: ({m}x{k}) x ({k}x{n}) matmuls",
             *roofline,
             *refused,
         ]
@@ -885,8 +955,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--precision-steps",
         type=int,
-        default=300,
-        help="steps per run of the wide precision preset (default 300)",
+        default=120,
+        help="steps per run of the wide precision preset (default 120)",
     )
     parser.add_argument(
         "--tasks",
