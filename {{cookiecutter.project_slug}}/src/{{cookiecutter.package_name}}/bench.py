@@ -13,10 +13,11 @@ the median, min and max steps/s:
 * `fit`: the training command (`train_and_evaluate`, with logging, evaluation and checkpoints at
   their configured cadences, into a temporary run_dir) against `model.fit` on the same model,
   loss, optimizer, metric, batch and tf.data pipeline (`jit_compile=False`, like the loop's
-  default; see `xla`): fit as a researcher runs it, in a process of its own with TensorFlow's
-  default thread pools, at `steps_per_execution` 1 and 32 (`ratio` = loop / the faster), and
-  fit in the loop's own process, with the thread pools the training command chose
-  (`loop/threads.py`), at 1, 8 and 32 (`ratio_same_threads`).
+  default; see `xla`). Each as a researcher runs it, in a process of its own: the training
+  command with the thread pools it picks for the model (`loop_alone`, `loop/threads.py`), and
+  fit with TensorFlow's default pools at `steps_per_execution` 1 and 32 (`ratio` = loop_alone /
+  the faster). And both in one process, the one the section runs in, with the training
+  command's pools: the loop (`loop`) and fit at 1, 8 and 32 (`ratio_same_threads`).
 * `breakdown`: where a step's time goes, as fractions of it. Inside the compiled step (on one
   constant batch, so the input pipeline is apart): the gradient norm and its all-reduce, the
   metric updates, and what is left (the model's forward and backward passes and the
@@ -396,15 +397,24 @@ class Bench:
     def fit_alone(self, task: str, steps_per_execution: int) -> float:
         """`fit` on `task` in a new process with TensorFlow's default thread pools (what a
         researcher's own script gets); its steps/s."""
+        return self._alone(task, "--fit-alone", str(steps_per_execution))
+
+    def loop_alone(self, task: str) -> dict:
+        """The training command on `task` in a new process, which picks its own thread pools
+        (as `python -m ... .train` does); its two rates, as `loop`."""
+        return self._alone(task, "--loop-alone")
+
+    def _alone(self, task: str, *flag: str):
+        """Runs `flag` of this module on `task` in a new process; the JSON of its last line."""
         import subprocess
 
-        command = [sys.executable, "-m", f"{__package__}.bench", "--fit-alone"]
-        command += [str(steps_per_execution), "--steps", str(self.steps), f"task={task}"]
+        command = [sys.executable, "-m", f"{__package__}.bench", *flag]
+        command += ["--steps", str(self.steps), f"task={task}"]
         command += self.applicable(self.overrides, task)
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"{' '.join(command)}: {done.stderr.strip()[-400:]}")
-        return float(done.stdout.split()[-1])
+        return json.loads(done.stdout.splitlines()[-1])
 
     def steps_on(self, cfg, constant: bool, modify=None) -> float:
         """The loop's compiled steps alone, `train.steps_per_execution` per call, on the real
@@ -440,14 +450,19 @@ class Bench:
 
 # -- the sections --------------------------------------------------------------------------------
 def _fit_on(bench: Bench, rounds: int, task: str) -> dict:
-    compute = []
+    compute, compute_alone = [], []
 
     def loop():
         rates = bench.loop(bench.config(task=task))
         compute.append(rates["compute"])
         return rates["wall"]
 
-    variants = {"loop": loop}
+    def loop_alone():
+        rates = bench.loop_alone(task)
+        compute_alone.append(rates["compute"])
+        return rates["wall"]
+
+    variants = {"loop_alone": loop_alone, "loop": loop}
     for spe in FIT_STEPS_PER_EXECUTION:
         variants[f"fit_spe{spe}"] = lambda spe=spe: bench.fit(bench.config(task=task), spe)
     for spe in FIT_ALONE_STEPS_PER_EXECUTION:
@@ -460,8 +475,10 @@ def _fit_on(bench: Bench, rounds: int, task: str) -> dict:
     alone = fastest([f"fit_spe{spe}_alone" for spe in FIT_ALONE_STEPS_PER_EXECUTION])
     same = fastest([f"fit_spe{spe}" for spe in FIT_STEPS_PER_EXECUTION])
     result["loop_compute_only"] = summary(compute)
+    result["loop_alone_compute_only"] = summary(compute_alone)
     result["best_fit"], result["best_fit_same_threads"] = alone, same
-    result["ratio"] = result["loop"]["median"] / result[alone]["median"]
+    # Each as a researcher runs it, in a process of its own.
+    result["ratio"] = result["loop_alone"]["median"] / result[alone]["median"]
     result["ratio_same_threads"] = result["loop"]["median"] / result[same]["median"]
     # Steps/s lost to the work between compiled calls (logs, evaluation, checkpoints).
     result["overhead_percent"] = 100 * (1 - result["loop"]["median"] / statistics.median(compute))
@@ -842,10 +859,12 @@ def _footer(name: str, section: dict) -> list[str]:
     if name == "fit":
         threads = section.get("threads") or {}
         return [
-            f"ratio loop / best fit ({section['best_fit']}: its own process, TensorFlow's "
-            f"default threads): {section['ratio']:.2f}",
-            f"ratio loop / best fit with the loop's threads ({section['best_fit_same_threads']}, "
-            f"intra_op={threads.get('intra_op', '?')}): {section['ratio_same_threads']:.2f}",
+            f"ratio loop / best fit, each in a process of its own (loop_alone, its pools picked "
+            f"by the model; {section['best_fit']}, TensorFlow's default threads): "
+            f"{section['ratio']:.2f}",
+            f"ratio loop / best fit in one process, with the loop's threads (loop, "
+            f"{section['best_fit_same_threads']}, intra_op={threads.get('intra_op', '?')}): "
+            f"{section['ratio_same_threads']:.2f}",
             f"logs, evaluation and checkpoints cost the loop {section['overhead_percent']:.1f}% "
             "(loop against loop_compute_only)",
         ]
@@ -971,8 +990,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="training examples of the memory section's smaller data set (default 50000)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the report here")
-    # One fit run in this process (TensorFlow's default threads); prints its steps/s.
+    # One fit run in this process (TensorFlow's default threads); prints its steps/s as JSON.
     parser.add_argument("--fit-alone", type=int, metavar="SPE", help=argparse.SUPPRESS)
+    # One run of the training command in this process (its own thread pools); prints its rates.
+    parser.add_argument("--loop-alone", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.sections = [name.strip() for name in args.sections.split(",") if name.strip()]
     unknown = sorted(set(args.sections) - set(SECTIONS))
@@ -1083,7 +1104,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.fit_alone:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", module="keras")
-                print(bench.fit(bench.config(), args.fit_alone))
+                print(json.dumps(bench.fit(bench.config(), args.fit_alone)))
+            return 0
+        if args.loop_alone:
+            print(json.dumps(bench.loop(bench.config())))
             return 0
         report = run_sections(bench, args)
     except (ConfigError, RunError) as error:
