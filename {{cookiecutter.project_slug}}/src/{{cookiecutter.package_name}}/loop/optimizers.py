@@ -64,13 +64,6 @@ class AdamW(FusedAdamUpdate, keras.optimizers.AdamW):
     """`keras.optimizers.AdamW`, each variable's update one fused kernel (decay as Keras)."""
 
 
-# What the training command builds for `optimizer.name`.
-OPTIMIZER_CLASSES = {
-    "adam": Adam,
-    "adamw": AdamW,
-    "sgd": keras.optimizers.SGD,
-    "rmsprop": keras.optimizers.RMSprop,
-}
 # Keras' own classes, as a researcher's `model.fit` script uses them (`bench`).
 KERAS_OPTIMIZER_CLASSES = {
     "adam": keras.optimizers.Adam,
@@ -78,3 +71,5 @@ KERAS_OPTIMIZER_CLASSES = {
     "sgd": keras.optimizers.SGD,
     "rmsprop": keras.optimizers.RMSprop,
 }
+# What the training command builds for `optimizer.name`: the same, Adam and AdamW fused.
+OPTIMIZER_CLASSES = {**KERAS_OPTIMIZER_CLASSES, "adam": Adam, "adamw": AdamW}
