@@ -55,51 +55,6 @@ def test_train_step_traces_once_with_evaluation_interleaved(make_config):
     assert result["tracing_count"] == 1
 
 
-def test_every_line_up_to_a_checkpoint_is_on_disk_before_the_checkpoint_is(
-    make_config, tmp_path, monkeypatch
-):
-    # The run log writes on a thread of its own; a slow disk (each line 0.1 s) must not leave
-    # a checkpoint whose own step, or an earlier one, is missing from metrics.jsonl.
-    from {{ cookiecutter.package_name }}.loop.checkpoints import CheckpointKeeper
-    from {{ cookiecutter.package_name }}.loop.logs import RunLog
-
-    append, save, on_disk = RunLog._append, CheckpointKeeper.save, {}
-
-    def slow_append(self, record):
-        time.sleep(0.1)
-        append(self, record)
-
-    def save_and_look(self, step):
-        on_disk[step] = [record["step"] for record in read_metrics(str(tmp_path / "run"))]
-        return save(self, step)
-
-    monkeypatch.setattr(RunLog, "_append", slow_append)
-    monkeypatch.setattr(CheckpointKeeper, "save", save_and_look)
-    started = time.perf_counter()
-    train_and_evaluate(make_config("train.log_every_steps=5"))
-    assert on_disk == {20: [5, 10, 15, 20], 40: [5, 10, 15, 20, 25, 30, 35, 40]}
-    assert [r["step"] for r in read_metrics(str(tmp_path / "run"))] == list(range(5, 41, 5))
-    assert time.perf_counter() - started > 0.8  # eight lines at 0.1 s: the files were slow
-
-
-def test_a_line_that_could_not_be_written_ends_the_run_before_the_next_checkpoint(
-    make_config, tmp_path, monkeypatch
-):
-    from {{ cookiecutter.package_name }}.loop.logs import RunLog
-
-    append = RunLog._append
-
-    def full_disk_at_step_15(self, record):
-        if record["step"] == 15:
-            raise OSError(28, "No space left on device")
-        append(self, record)
-
-    monkeypatch.setattr(RunLog, "_append", full_disk_at_step_15)
-    with pytest.raises(OSError, match="No space left on device"):
-        train_and_evaluate(make_config("train.log_every_steps=5"))
-    assert not (tmp_path / "run" / "checkpoints" / "ckpt-20.index").exists()
-
-
 def test_checkpoints_follow_the_cadence_and_keep_the_newest(make_config, tmp_path):
     train_and_evaluate(make_config("train.steps=100", "checkpoint.max_to_keep=3"))
     assert checkpoint_steps(tmp_path / "run") == [60, 80, 100]

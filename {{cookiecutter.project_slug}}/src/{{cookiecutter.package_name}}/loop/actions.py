@@ -232,12 +232,10 @@ class KeepBest(Action):
 
 class Checkpoint(Action):
     """Every `checkpoint.every_steps`, at the last step, and before any stop: saves the step,
-    after checking that the weights are finite (a diverged model never overwrites a good one)
-    and once the run log's lines so far are on disk (a resumed run keeps those up to its step)."""
+    after checking that the weights are finite (a diverged model never overwrites a good one)."""
 
-    def __init__(self, keeper, trainer, every_steps: int, run_log):
+    def __init__(self, keeper, trainer, every_steps: int):
         self.keeper, self.trainer, self.every_steps = keeper, trainer, every_steps
-        self.run_log = run_log
 
     def due(self, boundary):
         return super().due(boundary) or boundary.stop is not None or boundary.stop_early
@@ -249,7 +247,6 @@ class Checkpoint(Action):
                 f"finite; last good checkpoint: {checkpoint_name(run.last_saved)}"
             )
         self.trainer.step.assign(boundary.step)
-        self.run_log.flush()
         self.keeper.save(boundary.step)
         run.last_saved, boundary.saved = boundary.step, True
 
@@ -303,8 +300,7 @@ def built_in_actions(cfg, trainer, cluster, parts, user_actions=()) -> list[Acti
     ]
     if parts["best"] is not None:
         actions.append(KeepBest(parts["best"], trainer))
-    every = cfg.checkpoint.every_steps
-    actions.append(Checkpoint(parts["keeper"], trainer, every, parts["run_log"]))
+    actions.append(Checkpoint(parts["keeper"], trainer, cfg.checkpoint.every_steps))
     actions.extend(user_actions)
     if cfg.profile.stop_step and cluster.is_chief:
         actions.append(Profile(cfg.profile, os.path.join(cfg.run_dir, "tensorboard")))
