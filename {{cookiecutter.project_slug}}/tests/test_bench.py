@@ -160,6 +160,16 @@ def test_a_model_whose_kernels_do_not_chain_inputs_to_targets_has_no_matmuls_onl
     assert bench.chained_widths(cfg, bench._kernel_shapes(cfg)) is None
 
 
+def test_the_precision_preset_batch_never_exceeds_the_training_examples():
+    # A task of 300 examples trains on all of them each step; the command line still wins.
+    small = bench.Bench(["task.train_size=300"], 5)
+    assert "train.batch_size=300" in bench.precision_preset(small)
+    assert small.config(first=bench.precision_preset(small)).train.batch_size == 300
+    chosen = bench.Bench(["task.train_size=300", "train.batch_size=64"], 5)
+    assert chosen.config(first=bench.precision_preset(chosen)).train.batch_size == 64
+    assert "train.batch_size=1024" in bench.precision_preset(bench.Bench([], 5))
+
+
 def model_variables(cfg):
     task = make_task(cfg)
     model = task.build_model()

@@ -589,7 +589,7 @@ def section_precision(bench: Bench, rounds: int, steps: int) -> dict:
     from .tasks.base import make_task
 
     variants, unsupported, policies = {}, {}, []
-    preset = bench.applicable(PRECISION_PRESET)
+    preset = precision_preset(bench)
     cfg = bench.config(steps=steps, first=preset)
     kernels = _kernel_shapes(cfg)
     alone = matmuls_only(make_task) if chained_widths(cfg, kernels) else None
@@ -641,6 +641,23 @@ def section_precision(bench: Bench, rounds: int, steps: int) -> dict:
     return result
 
 
+def precision_preset(bench: Bench, task: str | None = None) -> tuple[str, ...]:
+    """`PRECISION_PRESET` as `task` (default: the selected one) takes it: its task keys the task
+    has (`Bench.applicable`), its batch no larger than the task's training examples (a task of
+    a few hundred trains on all of them each step). The command line's overrides still win."""
+    from .tasks.base import make_task
+
+    preset = bench.applicable(PRECISION_PRESET, task)
+    cfg = bench.config(first=preset, task=task)
+    examples = make_task(cfg).source(cfg.data).num_train_examples
+
+    def capped(override: str) -> str:
+        key, value = override.split("=", 1)
+        return f"{key}={min(int(value), examples)}" if key == "train.batch_size" else override
+
+    return tuple(map(capped, preset))
+
+
 def _kernel_shapes(cfg) -> list[tuple[int, int]]:
     """The (in, out) shape of each 2-D kernel of the model, in the order of its variables."""
     from .tasks.base import make_task
@@ -653,14 +670,15 @@ def _kernel_shapes(cfg) -> list[tuple[int, int]]:
 
 def chained_widths(cfg, kernels: list[tuple[int, int]]) -> list[int] | None:
     """The widths of the kernels that chain the inputs' features to the targets' (each taking
-    the last one's output), in order; None when no chain gets there or the data is not one
-    array each way. The wide preset: 8 -> 1024 (projection) -> 1024 x 4 (blocks) -> 1 (output);
-    the reconstruction head (1024 -> 8) is off the chain."""
+    the last one's output), in order; None when no chain gets there, or the data is not one
+    array each way with one row of features per example. The wide preset: 8 -> 1024
+    (projection) -> 1024 x 4 (blocks) -> 1 (output); the reconstruction head (1024 -> 8) is
+    off the chain."""
     from .tasks.base import make_task
 
     source = make_task(cfg).source(cfg.data)
     inputs, targets = source.example_inputs, source.example_targets
-    if not (hasattr(inputs, "shape") and hasattr(targets, "shape")):
+    if not (hasattr(inputs, "shape") and hasattr(targets, "shape")) or len(inputs.shape) != 2:
         return None
     widths, current = [], int(inputs.shape[-1])
     for n_in, n_out in kernels:
@@ -1067,7 +1085,7 @@ def _threads(bench: Bench, name: str, task: str | None) -> dict | None:
 
     if name == "memory":
         return None
-    preset = bench.applicable(PRECISION_PRESET) if name == "precision" else ()
+    preset = precision_preset(bench, task) if name == "precision" else ()
     cfg = bench.config(task=task, first=preset)
     chosen = make_task(cfg)
     return configure_threads(cfg, chosen, chosen.source(cfg.data))
