@@ -136,7 +136,9 @@ def test_matmuls_only_trains_the_chain_of_kernels_from_inputs_to_targets_alone()
     # The regressor: projection 8 -> 16, two blocks of two 16 -> 16, output 16 -> 1, and the
     # reconstruction head 16 -> 8, off the chain; biases, noise and penalties all go.
     cfg = bench.Bench([], 5).config("task.hidden_units=16", "task.num_blocks=2")
-    make = bench.matmuls_only(make_task)
+    widths = bench.chained_widths(*bench.model_kernels(cfg))
+    assert widths == [16, 16, 16, 16, 16, 1]
+    make = bench.matmuls_only(make_task, widths)
     model = make(cfg).build_model()
     model.build((None, 8))
     shapes = [tuple(map(int, v.shape)) for v in model.weights]
@@ -157,7 +159,7 @@ def test_matmuls_only_trains_the_chain_of_kernels_from_inputs_to_targets_alone()
 def test_a_model_whose_kernels_do_not_chain_inputs_to_targets_has_no_matmuls_only(name):
     # Convolutions (4-D kernels) start the digits model; the sequence task has named outputs.
     cfg = bench.Bench([], 5).config(task=name)
-    assert bench.chained_widths(cfg, bench._kernel_shapes(cfg)) is None
+    assert bench.chained_widths(*bench.model_kernels(cfg)) is None
 
 
 def test_the_precision_preset_batch_never_exceeds_the_training_examples():

@@ -591,8 +591,9 @@ def section_precision(bench: Bench, rounds: int, steps: int) -> dict:
     variants, unsupported, policies = {}, {}, []
     preset = precision_preset(bench)
     cfg = bench.config(steps=steps, first=preset)
-    kernels = _kernel_shapes(cfg)
-    alone = matmuls_only(make_task) if chained_widths(cfg, kernels) else None
+    source, kernels = model_kernels(cfg)
+    widths = chained_widths(source, kernels)
+    alone = matmuls_only(make_task, widths) if widths else None
     if alone is None:
         unsupported["matmuls_only"] = "the model's 2-D kernels do not chain inputs to targets"
 
@@ -658,25 +659,25 @@ def precision_preset(bench: Bench, task: str | None = None) -> tuple[str, ...]:
     return tuple(map(capped, preset))
 
 
-def _kernel_shapes(cfg) -> list[tuple[int, int]]:
-    """The (in, out) shape of each 2-D kernel of the model, in the order of its variables."""
+def model_kernels(cfg):
+    """The task's data source and the (in, out) shape of each 2-D kernel of its model, in the
+    order of its variables (the model built once on the example inputs)."""
     from .tasks.base import make_task
 
     task = make_task(cfg)
+    source = task.source(cfg.data)
     model = task.build_model()
-    model(task.source(cfg.data).example_inputs)
-    return [tuple(map(int, v.shape)) for v in model.trainable_variables if len(v.shape) == 2]
+    model(source.example_inputs)
+    kernels = [tuple(map(int, v.shape)) for v in model.trainable_variables if len(v.shape) == 2]
+    return source, kernels
 
 
-def chained_widths(cfg, kernels: list[tuple[int, int]]) -> list[int] | None:
+def chained_widths(source, kernels: list[tuple[int, int]]) -> list[int] | None:
     """The widths of the kernels that chain the inputs' features to the targets' (each taking
     the last one's output), in order; None when no chain gets there, or the data is not one
     array each way with one row of features per example. The wide preset: 8 -> 1024
     (projection) -> 1024 x 4 (blocks) -> 1 (output); the reconstruction head (1024 -> 8) is
     off the chain."""
-    from .tasks.base import make_task
-
-    source = make_task(cfg).source(cfg.data)
     inputs, targets = source.example_inputs, source.example_targets
     if not (hasattr(inputs, "shape") and hasattr(targets, "shape")) or len(inputs.shape) != 2:
         return None
@@ -688,25 +689,23 @@ def chained_widths(cfg, kernels: list[tuple[int, int]]) -> list[int] | None:
     return widths if widths and current == int(targets.shape[-1]) else None
 
 
-def matmuls_only(make_task):
+def matmuls_only(make_task, widths: list[int]):
     """`make_task`, with the task's model replaced by its matmuls alone: Dense layers without
-    bias or activation of the `chained_widths` of its kernels. The same loop on the same data
-    and batch; what the model adds around its matmuls (activations, noise, penalties, heads)
-    is gone, so its steps/s is the loop's own limit on the preset's arithmetic."""
+    bias or activation of `widths` (its `chained_widths`). The same loop on the same data and
+    batch; what the model adds around its matmuls (activations, noise, penalties, heads) is
+    gone, so its steps/s is the loop's own limit on the preset's arithmetic."""
+    *hidden, last = widths
 
-    def make(cfg):
+    def build_model():
         import keras
 
+        layers = [keras.layers.Dense(n, use_bias=False) for n in hidden]
+        return keras.Sequential(
+            [*layers, keras.layers.Dense(last, use_bias=False, dtype="float32")]
+        )
+
+    def make(cfg):
         task = make_task(cfg)
-        widths = chained_widths(cfg, _kernel_shapes(cfg))
-
-        def build_model():
-            *hidden, last = widths
-            layers = [keras.layers.Dense(n, use_bias=False) for n in hidden]
-            return keras.Sequential(
-                [*layers, keras.layers.Dense(last, use_bias=False, dtype="float32")]
-            )
-
         task.build_model = build_model
         return task
 
