@@ -2,10 +2,12 @@
 
 import json
 
+import numpy as np
 import tensorflow as tf
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.event_accumulator import TENSORS, EventAccumulator
 
 from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
+from {{ cookiecutter.package_name }}.loop.logs import read_metrics
 from {{ cookiecutter.package_name }}.plot import panels, plot_curves
 
 
@@ -25,6 +27,27 @@ def test_tensorboard_loader_reads_the_loss_curve(make_config, tmp_path):
     assert steps == [10, 20, 30, 40]
     values = [float(tf.make_ndarray(event.tensor_proto)) for event in events.Tensors("loss")]
     assert values[-1] < values[0]
+
+
+def test_tensorboard_holds_every_value_of_metrics_jsonl_at_its_step(make_config, tmp_path):
+    train_and_evaluate(make_config("eval.every_steps=20"))
+    shown = {}
+    for split, prefix in (("train", ""), ("eval", "eval_")):
+        events = EventAccumulator(
+            str(tmp_path / "run" / "tensorboard" / split), size_guidance={TENSORS: 0}
+        )
+        events.Reload()
+        for tag in events.Tags()["tensors"]:
+            for event in events.Tensors(tag):
+                shown[(event.step, prefix + tag)] = tf.make_ndarray(event.tensor_proto)
+    logged = {
+        (record["step"], key): np.float32(value)
+        for record in read_metrics(str(tmp_path / "run"))
+        for key, value in record.items()
+        if key != "step" and isinstance(value, float)
+    }
+    assert {"eval_loss", "grad_norm", "steps_per_sec"} <= {key for _, key in logged}
+    assert shown == logged
 
 
 def test_every_logged_quantity_gets_a_panel_with_its_held_out_curve():

@@ -242,6 +242,33 @@ def test_logs_hold_the_loss_the_custom_metric_and_the_extra_quantities(make_conf
     assert trainer.progress_fields == ("loss", "mae", "eval_loss", "eval_mae")
 
 
+def test_a_chunk_that_reads_the_logs_gives_a_separate_reads_values_and_starts_them_over(
+    make_config,
+):
+    """At a log step the loop's call also reads the training metrics (one compiled call instead
+    of two); the values are those a separate read gives after the same steps, and the metrics
+    start over after them."""
+    cfg = make_config(task="regression")
+    folded, folded_batches = trainer_and_batches(cfg)
+    separate, separate_batches = trainer_and_batches(cfg)
+    folded.train_steps(folded_batches, tf.constant(3))
+    folded.train_steps(folded_batches, tf.constant(2), read_logs=True)
+    separate.train_steps(separate_batches, tf.constant(3))
+    separate.train_steps(separate_batches, tf.constant(2))
+    first, expected_first = folded.collect_train_logs(), separate.collect_train_logs()
+    folded.train_steps(folded_batches, tf.constant(2), read_logs=True)
+    separate.train_steps(separate_batches, tf.constant(2))
+    second, expected_second = folded.collect_train_logs(), separate.collect_train_logs()
+    assert folded._read_train_metrics.experimental_get_tracing_count() == 0  # never called
+    for logs, expected in ((first, expected_first), (second, expected_second)):
+        assert logs.keys() == expected.keys()
+        np.testing.assert_allclose(list(logs.values()), list(expected.values()), rtol=1e-6)
+    assert first["loss"] != second["loss"]  # each covers its own steps
+    folded.train_steps(folded_batches, tf.constant(1))  # read nothing: a call of its own reads
+    assert folded.collect_train_logs()["grad_norm"] > 0
+    assert folded._read_train_metrics.experimental_get_tracing_count() == 1
+
+
 def expected_held_out(trainer, x, y):
     """The held-out loss and metrics computed on the whole split at once, outside the loop."""
     predictions = as_float32(trainer.model(x, training=False))

@@ -116,7 +116,11 @@ def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer, actions=(
         while step < cfg.train.steps:
             end = next_boundary(step, cfg, actions)
             started = time.perf_counter()
-            first_bad = int(trainer.train_steps(iterator, tf.constant(end - step, tf.int32)))
+            # At a log step the chunk's call also reads the training metrics (`TrainingLogs`
+            # collects them); were this to miss one, collecting would cost one call more.
+            logs_due = end % cfg.train.log_every_steps == 0 or end == cfg.train.steps
+            num_steps = tf.constant(end - step, tf.int32)
+            first_bad = int(trainer.train_steps(iterator, num_steps, read_logs=logs_due))
             if first_bad >= 0:
                 raise Diverged(
                     f"training diverged at step {step + first_bad + 1}: the loss is "

@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 
-import tensorflow as tf
+from tensorboard.compat.proto import event_pb2
+from tensorboard.plugins.scalar.summary_v2 import scalar_pb
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from tqdm.auto import tqdm
 
 from ..records import line_step, read_metrics  # noqa: F401 - read_metrics: the loop's reader too
@@ -29,7 +32,7 @@ class RunLog:
         self.enabled = enabled
         self.progress_fields = progress_fields
         self.path = os.path.join(run_dir, "metrics.jsonl")
-        self._writers, self._scalar_writers = {}, {}
+        self._writers = {}
         self._run_dir = run_dir
         if enabled:
             drop_lines_after(self.path, start_step)
@@ -55,8 +58,7 @@ class RunLog:
                 splits[split][name] = value
         for split, scalars in splits.items():
             if scalars:
-                write = self._scalar_writer(split, tuple(scalars))
-                write(tf.constant(list(scalars.values()), tf.float32), tf.constant(step, tf.int64))
+                self._writer(split).add_event(scalar_event(step, scalars))
         shown = {
             key: f"{record[key]:.4g}" if isinstance(record[key], float) else record[key]
             for key in self.progress_fields
@@ -72,24 +74,24 @@ class RunLog:
         for writer in self._writers.values():
             writer.close()
 
-    def _scalar_writer(self, split: str, names: tuple[str, ...]):
-        """A traced function writing `names` to the split's event file: one call per line
-        instead of an eager op per scalar (0.4 ms instead of 1.6 ms on 2 CPU cores)."""
+    def _writer(self, split: str) -> EventFileWriter:
+        """The split's event file, written by TensorBoard's own writer: one event per line, no
+        TensorFlow call (0.01 ms a line against 0.42 ms for `tf.summary` in a traced function,
+        on 2 CPU cores)."""
         if split not in self._writers:
-            logdir = os.path.join(self._run_dir, "tensorboard", split)
-            self._writers[split] = tf.summary.create_file_writer(logdir)
-        key = (split, names)
-        if key not in self._scalar_writers:
-            writer = self._writers[split]
+            self._writers[split] = EventFileWriter(
+                os.path.join(self._run_dir, "tensorboard", split)
+            )
+        return self._writers[split]
 
-            @tf.function
-            def write(values, step):
-                with writer.as_default(step=step):
-                    for index, name in enumerate(names):
-                        tf.summary.scalar(name, values[index])
 
-            self._scalar_writers[key] = write
-        return self._scalar_writers[key]
+def scalar_event(step: int, scalars: dict) -> event_pb2.Event:
+    """One event holding every value of `scalars` at `step`, as `tf.summary.scalar` writes
+    them (a float32 tensor with the scalars plugin's metadata)."""
+    event = event_pb2.Event(step=step, wall_time=time.time())
+    for name, value in scalars.items():
+        event.summary.value.extend(scalar_pb(name, value).value)
+    return event
 
 
 def _plain(value):

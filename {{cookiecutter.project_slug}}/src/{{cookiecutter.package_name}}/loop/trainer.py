@@ -129,7 +129,9 @@ class Trainer:
         if cfg.train.jit_compile:
             replica_step = tf.function(replica_step, jit_compile=True)
         self._replica_step = replica_step
-        self.train_steps = tf.function(self._train_steps)
+        self._compiled_steps = tf.function(self._train_steps)
+        self._read_flags = (tf.constant(False), tf.constant(True))
+        self._chunk_logs = None  # the training metrics read by the last call, when it read them
         self._swap_averages = tf.function(self._swap_model_and_averages)
         self.evaluate_batches = tf.function(self._evaluate_batches)
         # Between chunks too, one compiled call instead of an eager op per metric or weight.
@@ -235,7 +237,6 @@ class Trainer:
         (`expected_sgd_change`); the step must match it on one device, on two replicas and
         under float16.
         """
-        # exercise begin: train_step
         inputs, targets = batch
         first = self.optimizers[0]
         with tf.GradientTape() as tape:
@@ -258,11 +259,25 @@ class Trainer:
             metric.update_state(targets, predictions)
         self.train_metrics["grad_norm"].update_state(grad_norm)
         return tf.cast(tf.math.is_finite(loss), tf.int32)
-        # exercise end
 
-    def _train_steps(self, iterator, num_steps):
-        """Runs `num_steps` steps (of `accumulate_steps` micro-batches each); returns the index
-        of the step with the first non-finite loss, or -1."""
+    def train_steps(self, iterator, num_steps, read_logs: bool = False):
+        """Runs `num_steps` steps (a scalar int32 tensor) in one compiled call; returns the index
+        of the step with the first non-finite loss, or -1 (a scalar tensor).
+
+        With `read_logs`, the same call then reads and resets the training metrics, and the next
+        `collect_train_logs` returns what it read: at a log step, one compiled call instead of
+        two (a call of its own took 0.8 ms between `sequence` chunks on 2 CPU cores).
+        """
+        first_bad, logs = self._compiled_steps(
+            iterator, num_steps, self._read_flags[bool(read_logs)]
+        )
+        self._chunk_logs = logs if read_logs else None
+        return first_bad
+
+    def _train_steps(self, iterator, num_steps, read_logs):
+        """`num_steps` steps (of `accumulate_steps` micro-batches each): the index of the step
+        with the first non-finite loss, or -1; and the training metrics' values after them,
+        reset when `read_logs`."""
         first_bad = tf.constant(-1, tf.int32)
         for index in tf.range(num_steps):
             num_finite = tf.constant(0, tf.int32)
@@ -275,7 +290,10 @@ class Trainer:
             if num_finite < self.num_replicas * self.accumulate_steps:
                 first_bad = index
                 break
-        return first_bad
+        values = self._train_log_values()
+        if read_logs:
+            self._reset_train_metrics()  # after the reads: tf.function keeps the program order
+        return first_bad, values
 
     # -- weight averages (optimizer.ema_decay) -----------------------------------------------
     def _swap_model_and_averages(self):
@@ -367,19 +385,29 @@ class Trainer:
     def _logged_metrics(self) -> list:
         return list(self.train_metrics.values()) + list(self.model.metrics)
 
-    def _read_and_reset_train_metrics(self):
-        metrics = self._logged_metrics()
-        values = [metric.result() for metric in metrics]
+    def _train_log_values(self):
+        values = [metric.result() for metric in self._logged_metrics()]
         values.append(tf.convert_to_tensor(self.optimizers[0].learning_rate))
-        for metric in metrics:  # runs after the reads: tf.function keeps the program order
-            metric.reset_state()
         return tf.stack([tf.cast(value, tf.float32) for value in values])
 
+    def _reset_train_metrics(self):
+        for metric in self._logged_metrics():
+            metric.reset_state()
+
+    def _read_and_reset_train_metrics(self):
+        values = self._train_log_values()
+        self._reset_train_metrics()  # after the reads: tf.function keeps the program order
+        return values
+
     def collect_train_logs(self) -> dict[str, float]:
-        """Means since the last call of every train metric and the model's own, and the
-        learning rate; then resets the metrics. One compiled call, one tensor read."""
+        """Means since the last reset of every train metric and the model's own, and the
+        learning rate; then resets the metrics. What the last `train_steps(..., read_logs=True)`
+        read, or else one compiled call; one tensor read."""
         names = [metric.name for metric in self._logged_metrics()] + ["learning_rate"]
-        return dict(zip(names, self._read_train_metrics().numpy().tolist()))
+        values, self._chunk_logs = self._chunk_logs, None
+        if values is None:
+            values = self._read_train_metrics()
+        return dict(zip(names, values.numpy().tolist()))
 
     def _all_weights_finite(self):
         floats = [v for v in self.model.weights if "float" in str(v.dtype)]
@@ -397,4 +425,4 @@ class Trainer:
 
     @property
     def tracing_count(self) -> int:
-        return self.train_steps.experimental_get_tracing_count()
+        return self._compiled_steps.experimental_get_tracing_count()
