@@ -237,6 +237,7 @@ class Trainer:
         (`expected_sgd_change`); the step must match it on one device, on two replicas and
         under float16.
         """
+        # exercise begin: train_step
         inputs, targets = batch
         first = self.optimizers[0]
         with tf.GradientTape() as tape:
@@ -259,6 +260,7 @@ class Trainer:
             metric.update_state(targets, predictions)
         self.train_metrics["grad_norm"].update_state(grad_norm)
         return tf.cast(tf.math.is_finite(loss), tf.int32)
+        # exercise end
 
     def train_steps(self, iterator, num_steps, read_logs: bool = False):
         """Runs `num_steps` steps (a scalar int32 tensor) in one compiled call; returns the index
