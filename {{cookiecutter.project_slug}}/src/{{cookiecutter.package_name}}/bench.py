@@ -511,14 +511,25 @@ def _without_grad_norm(trainer) -> None:
 
 
 class _NoMetric:
+    """A metric that counts nothing; the chunk still reads (0.0) and resets it once per call."""
+
+    def __init__(self, name: str):
+        self.name = name
+
     def update_state(self, *args, **kwargs):
+        return None
+
+    def result(self):
+        return 0.0
+
+    def reset_state(self):
         return None
 
 
 def _without_metrics(trainer) -> None:
     """The step without its metric updates (loss and gradient-norm means, task metrics)."""
     trainer.task_train_metrics = []
-    trainer.train_metrics = {name: _NoMetric() for name in trainer.train_metrics}
+    trainer.train_metrics = {name: _NoMetric(name) for name in trainer.train_metrics}
 
 
 def matmul_peak(rows: int, width: int, dtype: str, chain: int = 20, repeats: int = 5) -> float:
