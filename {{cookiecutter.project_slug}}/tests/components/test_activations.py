@@ -1,8 +1,12 @@
+import math
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from {{ cookiecutter.package_name }}.components.activations import ScaledSoftplus, scaled_softplus
+from {{ cookiecutter.package_name }}.components.activations import ScaledSoftplus, gelu, scaled_softplus
+from {{ cookiecutter.package_name }}.components.layers import CustomDense
 
 
 def test_scaled_softplus_matches_hand_computed_values():
@@ -43,3 +47,48 @@ def test_activations_round_trip_through_keras_serialization():
 def test_scaled_softplus_rejects_non_positive_scale():
     with pytest.raises(ValueError, match="Received: scale=0"):
         ScaledSoftplus(scale=0)
+
+
+GELU_POINTS = np.arange(-6.0, 6.25, 0.25, dtype=np.float32)  # exact in bfloat16 and float16
+
+
+def normal_cdf_and_pdf(x):
+    x = np.asarray(x, np.float64)
+    cdf = 0.5 * np.array([math.erfc(-v / math.sqrt(2.0)) for v in x])
+    return cdf, np.exp(-0.5 * x**2) / math.sqrt(2.0 * math.pi)
+
+
+def gelu_and_gradient(function, x):
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = function(x)
+    return y, tape.gradient(y, x)
+
+
+def test_gelu_and_its_hand_written_gradient_match_the_normal_cdf_and_keras_gelu():
+    cdf, pdf = normal_cdf_and_pdf(GELU_POINTS)
+    y, dy = gelu_and_gradient(gelu, GELU_POINTS)
+    np.testing.assert_allclose(y.numpy(), GELU_POINTS * cdf, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(dy.numpy(), cdf + GELU_POINTS * pdf, rtol=1e-5, atol=1e-7)
+    keras_y, keras_dy = gelu_and_gradient(keras.activations.gelu, GELU_POINTS)
+    np.testing.assert_allclose(y.numpy(), keras_y.numpy(), atol=1e-6)
+    np.testing.assert_allclose(dy.numpy(), keras_dy.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_gelu_computes_in_float32_and_returns_the_inputs_dtype(dtype):
+    """Both directions are the float32 results rounded once to `dtype`: computed in `dtype`
+    itself, bfloat16's erfc and products round at every op and land elsewhere."""
+    y, dy = gelu_and_gradient(gelu, tf.cast(GELU_POINTS, dtype))
+    wide_y, wide_dy = gelu_and_gradient(gelu, GELU_POINTS)
+    assert y.dtype == dy.dtype == dtype
+    np.testing.assert_array_equal(y.numpy(), tf.cast(wide_y, dtype).numpy())
+    np.testing.assert_array_equal(dy.numpy(), tf.cast(wide_dy, dtype).numpy())
+
+
+def test_gelu_is_found_again_by_its_registered_name():
+    config = keras.activations.serialize(gelu)
+    assert keras.activations.get(config) is gelu
+    layer = CustomDense(3, activation=gelu)
+    assert CustomDense.from_config(layer.get_config()).activation is gelu

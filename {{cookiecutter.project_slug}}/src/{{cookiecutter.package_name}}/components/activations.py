@@ -1,7 +1,12 @@
-"""Custom activation: a softplus whose sharpness is set by ``scale``.
+"""Custom activations: a softplus whose sharpness is set by ``scale``, and a GELU for CPUs.
 
 ``scaled_softplus(x, scale) = softplus(scale * x) / scale`` is a smooth ReLU: it tends to
 ``relu(x)`` as ``scale`` grows and always has slope 1/2 at zero.
+
+``gelu(x) = x * Phi(x)`` is Keras' exact GELU with its gradient written by hand and both computed
+in float32 whatever the dtype of ``x``: TensorFlow's CPU kernels compute bfloat16 ``erfc`` one
+element at a time (2.3 times its float32 time), and autodiff spends more passes over the
+activations than the hand-written gradient does.
 
 >>> round(float(scaled_softplus(0.0, scale=2.0)), 4)  # log(2) / 2
 0.3466
@@ -9,10 +14,15 @@
 0.3466
 """
 
+import math
+
 import keras
 from keras import ops
 
 from ._registry import PACKAGE
+
+_SQRT_HALF = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -68,3 +78,49 @@ class ScaledSoftplus:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def gelu(x):
+    """The exact GELU, ``x * Phi(x)`` (`Phi` the standard normal CDF), as
+    `keras.activations.gelu`, with the gradient ``Phi(x) + x * phi(x)`` written by hand.
+
+    Both directions compute in float32 and return the dtype of `x`. Against Keras' gelu, on 2
+    CPU cores: the `bench` wide preset's steps took 73-78 ms instead of 94-95 under
+    `mixed_bfloat16` and 123-126 ms instead of 127-134 in float32; the digits classifier's
+    2.2 ms instead of 2.5-2.6.
+
+    Args:
+        x: Float tensor (float32, bfloat16 or float16).
+
+    Returns:
+        A tensor shaped like `x`, of its dtype.
+
+    Example:
+
+    >>> [round(v, 4) for v in ops.convert_to_numpy(gelu(ops.array([-1.0, 0.0, 1.0]))).tolist()]
+    [-0.1587, 0.0, 0.8413]
+    """
+    x = ops.convert_to_tensor(x)
+    return _gelu_float32(x)
+
+
+@ops.custom_gradient
+def _gelu_float32(x):
+    wide = ops.cast(x, "float32")
+    cdf = _normal_cdf(wide)
+
+    def gradient(*args, upstream=None):  # Keras' signature: positional on TensorFlow
+        upstream = args[0] if upstream is None else upstream
+        pdf = ops.exp(ops.square(wide) * -0.5) * _INV_SQRT_2PI
+        return ops.cast(ops.cast(upstream, "float32") * (cdf + wide * pdf), x.dtype)
+
+    return ops.cast(wide * cdf, x.dtype), gradient
+
+
+def _normal_cdf(x):
+    """``Phi(x)``; through `erfc`, as TensorFlow's own GELU, where Keras has it (3.10 has not): it
+    keeps its relative precision in the left tail, where ``1 + erf`` cancels."""
+    if hasattr(ops, "erfc"):
+        return 0.5 * ops.erfc(x * -_SQRT_HALF)
+    return 0.5 * (1.0 + ops.erf(x * _SQRT_HALF))

@@ -16,6 +16,7 @@ import math
 import keras
 
 from ..components._registry import PACKAGE
+from ..components.activations import gelu
 from ..components.initializers import GlorotNormalGain
 from ..components.layers import CustomDense, GaussianNoise, ResidualBlock
 from ..components.regularizers import L1Penalty
@@ -100,7 +101,8 @@ class ConvClassifier(keras.Model):
             padding="same",
             # gelu, zero-centred: with the all-positive ScaledSoftplus the loss sat near log(10)
             # for the first ~60 steps (the regressor's blocks use gelu for the same reason).
-            activation="gelu",
+            # The package's own gelu: Keras' values, computed in float32 (activations.py).
+            activation=gelu,
             kernel_initializer=GlorotNormalGain(seed=self._seed(1)),
             dtype=policy,
             name="conv_1",
@@ -110,7 +112,7 @@ class ConvClassifier(keras.Model):
             3,
             strides=2,
             padding="same",
-            activation="gelu",
+            activation=gelu,
             kernel_initializer=GlorotNormalGain(seed=self._seed(2)),
             dtype=policy,
             name="conv_2",
@@ -118,7 +120,7 @@ class ConvClassifier(keras.Model):
         self.flatten = keras.layers.Flatten(dtype=policy, name="flatten")
         self.hidden = CustomDense(
             hidden_units,
-            activation="gelu",
+            activation=gelu,
             kernel_initializer=GlorotNormalGain(seed=self._seed(3)),
             kernel_regularizer=regularizer,
             dtype=policy,
@@ -127,7 +129,7 @@ class ConvClassifier(keras.Model):
         self.blocks = [
             ResidualBlock(
                 hidden_units,
-                activation="gelu",
+                activation=gelu,
                 kernel_initializer=GlorotNormalGain(),
                 kernel_regularizer=regularizer,
                 seed=self._seed(100 + 10 * index),
