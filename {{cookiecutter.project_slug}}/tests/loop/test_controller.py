@@ -12,7 +12,6 @@ import tensorflow as tf
 from {{ cookiecutter.package_name }}.loop.actions import Profile, next_boundary
 from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
 from {{ cookiecutter.package_name }}.loop.logs import read_metrics
-from {{ cookiecutter.package_name }}.loop.trainer import Trainer
 
 from ..conftest import SMALL, metric_names, noise_free, small
 
@@ -59,38 +58,6 @@ def test_train_step_traces_once_with_evaluation_interleaved(make_config):
 def test_checkpoints_follow_the_cadence_and_keep_the_newest(make_config, tmp_path):
     train_and_evaluate(make_config("train.steps=100", "checkpoint.max_to_keep=3"))
     assert checkpoint_steps(tmp_path / "run") == [60, 80, 100]
-
-
-def test_every_log_line_is_read_by_the_call_of_its_own_chunk(make_config, monkeypatch, tmp_path):
-    # Log steps (7, 14, ..., and the last, 40) apart from the chunks' other boundaries (every
-    # 5 steps, evaluation and checkpoints at 20): a log line read by a compiled call of its own
-    # would call this. Each line is the mean over every step since the one before, whatever
-    # the chunks: chunks of 7 steps log the same values.
-    separate_reads = []
-    read = Trainer._read_and_reset_train_metrics
-    monkeypatch.setattr(
-        Trainer,
-        "_read_and_reset_train_metrics",
-        lambda self: separate_reads.append(1) or read(self),
-    )
-    cadences = ("train.steps=40", "train.log_every_steps=7", "eval.every_steps=20")
-    logged = {}
-    for chunk in (5, 7):
-        run_dir = tmp_path / f"chunks_of_{chunk}"
-        cfg = make_config(
-            *cadences,
-            f"train.steps_per_execution={chunk}",
-            "checkpoint.every_steps=20",
-            run_dir=run_dir,
-        )
-        train_and_evaluate(cfg)
-        logged[chunk] = [r for r in read_metrics(str(run_dir)) if "loss" in r]
-    assert [r["step"] for r in logged[5]] == [7, 14, 21, 28, 35, 40]
-    assert separate_reads == []
-    for key in ("loss", "grad_norm", "mae"):
-        np.testing.assert_allclose(
-            [r[key] for r in logged[5]], [r[key] for r in logged[7]], rtol=1e-6
-        )
 
 
 def test_chunks_end_exactly_on_every_cadence_boundary(make_config):

@@ -106,12 +106,8 @@ class Action:
         """Once, however the loop ended (finished, stopped, diverged): release what you hold."""
 
     def due(self, boundary: Boundary) -> bool:
-        return self.on_cadence(boundary.step, boundary.last)
-
-    def on_cadence(self, step: int, last: bool) -> bool:
-        """Whether `step` (`last`: the run's last) is on this action's cadence."""
         every = self.every_steps
-        return not every or last or step % every == 0
+        return not every or boundary.last or boundary.step % every == 0
 
     def next_step(self, step: int) -> int | None:
         """The next step after `step` at which this action needs the loop to stop a chunk."""

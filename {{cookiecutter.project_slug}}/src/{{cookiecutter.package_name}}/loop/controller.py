@@ -22,15 +22,7 @@ import tensorflow as tf
 from ..config import Config
 from ..errors import AlreadyDone, Diverged, RunError, Stop
 from ..tasks.base import Task, make_task
-from .actions import (
-    Boundary,
-    Run,
-    TrainingLogs,
-    built_in_actions,
-    checkpoint_name,
-    next_boundary,
-    user_actions,
-)
+from .actions import Boundary, Run, built_in_actions, checkpoint_name, next_boundary, user_actions
 from .best import BestKeeper
 from .checkpoints import CheckpointKeeper, has_checkpoints
 from .cluster import agree, make_cluster, settings_of, stop_code
@@ -118,18 +110,17 @@ def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer, actions=(
     actions = built_in_actions(cfg, trainer, cluster, parts, actions)
     run = Run(cfg, task, trainer, cluster, source, last_saved=restored)
     iterator = training_batches(cfg, cluster, source, step)
-    logs = next(action for action in actions if isinstance(action, TrainingLogs))
     try:
         for action in actions:
             action.begin(run, step)
         while step < cfg.train.steps:
             end = next_boundary(step, cfg, actions)
             started = time.perf_counter()
-            # At a log step the chunk's call also reads the training metrics, which `logs`
-            # then collects without a compiled call of its own.
-            read_logs = logs.on_cadence(end, end == cfg.train.steps)
+            # At a log step the chunk's call also reads the training metrics (`TrainingLogs`
+            # collects them); were this to miss one, collecting would cost one call more.
+            logs_due = end % cfg.train.log_every_steps == 0 or end == cfg.train.steps
             num_steps = tf.constant(end - step, tf.int32)
-            first_bad = int(trainer.train_steps(iterator, num_steps, read_logs=read_logs))
+            first_bad = int(trainer.train_steps(iterator, num_steps, read_logs=logs_due))
             if first_bad >= 0:
                 raise Diverged(
                     f"training diverged at step {step + first_bad + 1}: the loss is "
