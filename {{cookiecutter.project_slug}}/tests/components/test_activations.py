@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from {{ cookiecutter.package_name }}.components import activations
 from {{ cookiecutter.package_name }}.components.activations import ScaledSoftplus, gelu, scaled_softplus
 from {{ cookiecutter.package_name }}.components.layers import CustomDense
 
@@ -66,25 +67,61 @@ def gelu_and_gradient(function, x):
     return y, tape.gradient(y, x)
 
 
-def test_gelu_and_its_hand_written_gradient_match_the_normal_cdf_and_keras_gelu():
+# The points once (TensorFlow's kernels) and tiled past `FUSE_MIN_ELEMENTS` (one XLA pass each way).
+PATHS = {
+    "kernels": GELU_POINTS,
+    "fused": np.tile(GELU_POINTS, activations.FUSE_MIN_ELEMENTS // GELU_POINTS.size + 1),
+}
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_gelu_and_its_hand_written_gradient_match_the_normal_cdf_and_keras_gelu(path):
+    points = PATHS[path]
     cdf, pdf = normal_cdf_and_pdf(GELU_POINTS)
-    y, dy = gelu_and_gradient(gelu, GELU_POINTS)
-    np.testing.assert_allclose(y.numpy(), GELU_POINTS * cdf, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(dy.numpy(), cdf + GELU_POINTS * pdf, rtol=1e-5, atol=1e-7)
-    keras_y, keras_dy = gelu_and_gradient(keras.activations.gelu, GELU_POINTS)
+    cdf, pdf = np.resize(cdf, points.size), np.resize(pdf, points.size)
+    y, dy = gelu_and_gradient(gelu, points)
+    np.testing.assert_allclose(y.numpy(), points * cdf, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(dy.numpy(), cdf + points * pdf, rtol=1e-5, atol=1e-7)
+    keras_y, keras_dy = gelu_and_gradient(keras.activations.gelu, points)
     np.testing.assert_allclose(y.numpy(), keras_y.numpy(), atol=1e-6)
     np.testing.assert_allclose(dy.numpy(), keras_dy.numpy(), atol=1e-6)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-def test_gelu_computes_in_float32_and_returns_the_inputs_dtype(dtype):
+def test_gelu_computes_in_float32_and_returns_the_inputs_dtype(dtype, path):
     """Both directions are the float32 results rounded once to `dtype`: computed in `dtype`
     itself, bfloat16's erfc and products round at every op and land elsewhere."""
-    y, dy = gelu_and_gradient(gelu, tf.cast(GELU_POINTS, dtype))
-    wide_y, wide_dy = gelu_and_gradient(gelu, GELU_POINTS)
+    y, dy = gelu_and_gradient(gelu, tf.cast(PATHS[path], dtype))
+    wide_y, wide_dy = gelu_and_gradient(gelu, PATHS[path])
     assert y.dtype == dy.dtype == dtype
     np.testing.assert_array_equal(y.numpy(), tf.cast(wide_y, dtype).numpy())
     np.testing.assert_array_equal(dy.numpy(), tf.cast(wide_dy, dtype).numpy())
+
+
+def xla_calls(elements):
+    """The XLA-compiled calls in the traced forward and backward of gelu on `elements` values."""
+
+    @tf.function
+    def forward_and_backward(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = gelu(x)
+        return y, tape.gradient(y, x)
+
+    graph = forward_and_backward.get_concrete_function(tf.TensorSpec([elements])).graph
+    functions = [graph, *(f.graph for f in graph._functions.values())]
+    return sum(
+        op.node_def.attr["_XlaMustCompile"].b
+        for g in functions
+        for op in g.get_operations()
+        if "_XlaMustCompile" in op.node_def.attr
+    )
+
+
+def test_gelu_fuses_each_direction_from_the_threshold_up_and_not_below():
+    assert xla_calls(activations.FUSE_MIN_ELEMENTS) == 2
+    assert xla_calls(activations.FUSE_MIN_ELEMENTS - 1) == 0
 
 
 def test_gelu_is_found_again_by_its_registered_name():

@@ -13,6 +13,7 @@ from {{ cookiecutter.package_name }}.components.layers import (
     ResidualBlock,
     SumAndProduct,
 )
+from {{ cookiecutter.package_name }}.components.layers.noise import standard_normal
 from {{ cookiecutter.package_name }}.components.regularizers import L1Penalty
 
 # The configurations used by the default ResidualRegressor.
@@ -165,6 +166,50 @@ def test_gaussian_noise_is_identity_at_inference_and_noisy_in_training():
     second = keras.ops.convert_to_numpy(layer(inputs, training=True))
     assert not np.array_equal(first, second)  # the seed generator advances
     np.testing.assert_allclose(first.std(), 1.0, rtol=0.05)
+
+
+def normal_ks_distance(values):
+    """Kolmogorov-Smirnov distance between the values' empirical CDF and the standard normal's."""
+    values = np.sort(np.ravel(values).astype(np.float64))
+    cdf = 0.5 * (1.0 + tf.math.erf(values / np.sqrt(2.0)).numpy())
+    ranks = np.arange(1, values.size + 1) / values.size
+    return max(np.max(ranks - cdf), np.max(cdf - (ranks - 1.0 / values.size)))
+
+
+def test_box_muller_noise_is_standard_normal_in_both_halves_and_uncorrelated():
+    shape = (999, 1001)  # an odd count: the last pair's sine is dropped
+    values = keras.ops.convert_to_numpy(standard_normal(shape, keras.random.SeedGenerator(0)))
+    assert values.shape == shape and values.dtype == np.float32
+    flat = values.ravel()
+    cosines, sines = flat[: flat.size // 2], flat[flat.size // 2 + 1 :]
+    # Critical KS distance at p = 0.001 is 1.95 / sqrt(n): 0.002 for the whole, 0.0028 a half.
+    # A radius without its square root, an angle without 2 pi, or a uniform's values are
+    # 0.05 and more away.
+    assert normal_ks_distance(flat) < 1.95 / np.sqrt(flat.size)
+    for half in (cosines, sines):
+        assert normal_ks_distance(half) < 1.95 / np.sqrt(half.size)
+    assert abs(np.corrcoef(cosines, sines[: cosines.size])[0, 1]) < 0.005
+    assert np.max(np.abs(flat)) < 6.0  # log(1 - u) with u < 1: finite, within sqrt(2 ln 2**24)
+
+
+def test_gaussian_noise_of_a_shape_known_only_when_run_uses_keras_generator():
+    layer = GaussianNoise(2.0, seed=0)
+    noisy = tf.function(lambda x: layer(x, training=True)).get_concrete_function(
+        tf.TensorSpec([None, 512], tf.float32)
+    )
+    values = noisy(tf.zeros((512, 512))).numpy()
+    np.testing.assert_allclose(values.std(), 2.0, rtol=0.01)
+    assert normal_ks_distance(values / 2.0) < 1.95 / np.sqrt(values.size)
+
+
+def test_gaussian_noise_is_the_same_for_the_same_seed_and_keeps_the_dtype():
+    inputs = np.zeros((4, 6), np.float32)
+    first = GaussianNoise(0.5, seed=7)(inputs, training=True)
+    again = GaussianNoise(0.5, seed=7)(inputs, training=True)
+    np.testing.assert_array_equal(first, again)
+    low = GaussianNoise(0.5, seed=7, dtype="mixed_bfloat16")(inputs, training=True)
+    assert low.dtype == "bfloat16"
+    np.testing.assert_array_equal(low, tf.cast(tf.cast(first, "bfloat16"), "float32"))
 
 
 def test_gaussian_noise_keeps_its_seed_generator_as_a_plain_attribute():

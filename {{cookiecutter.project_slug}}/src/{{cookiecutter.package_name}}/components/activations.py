@@ -6,7 +6,9 @@
 ``gelu(x) = x * Phi(x)`` is Keras' exact GELU with its gradient written by hand and both computed
 in float32 whatever the dtype of ``x``: TensorFlow's CPU kernels compute bfloat16 ``erfc`` one
 element at a time (2.3 times its float32 time), and autodiff spends more passes over the
-activations than the hand-written gradient does.
+activations than the hand-written gradient does. From `FUSE_MIN_ELEMENTS` elements up (a static
+shape), each direction is one XLA-compiled pass over the activations instead of four and seven
+TensorFlow kernels.
 
 >>> round(float(scaled_softplus(0.0, scale=2.0)), 4)  # log(2) / 2
 0.3466
@@ -103,7 +105,20 @@ def gelu(x):
     [-0.1587, 0.0, 0.8413]
     """
     x = ops.convert_to_tensor(x)
+    if (x.shape.num_elements() or 0) >= FUSE_MIN_ELEMENTS and _in_eager_runtime():
+        return _gelu_fused(x)
     return _gelu_float32(x)
+
+
+# Below this many elements an XLA call costs more than the kernels it replaces (a 64 x 256
+# activation: 0.12 ms against 0.08); from 2**16 up it took half their time, forward and backward.
+FUSE_MIN_ELEMENTS = 2**18
+
+
+def _in_eager_runtime():
+    """False in a TF1-style graph (the thread choice sizes the model in one before TensorFlow's
+    runtime starts, and tracing a compiled function would start it)."""
+    return tf.compat.v1.executing_eagerly_outside_functions()
 
 
 @ops.custom_gradient
@@ -113,10 +128,35 @@ def _gelu_float32(x):
 
     def gradient(*args, upstream=None):  # Keras' signature: positional on TensorFlow
         upstream = args[0] if upstream is None else upstream
-        pdf = ops.exp(ops.square(wide) * -0.5) * _INV_SQRT_2PI
-        return ops.cast(ops.cast(upstream, "float32") * (cdf + wide * pdf), x.dtype)
+        return ops.cast(ops.cast(upstream, "float32") * _gelu_slope(wide, cdf), x.dtype)
 
     return ops.cast(wide * cdf, x.dtype), gradient
+
+
+@tf.custom_gradient
+def _gelu_fused(x):
+    def gradient(upstream):
+        return _gelu_gradient_xla(x, upstream)
+
+    return _gelu_xla(x), gradient
+
+
+@tf.function(jit_compile=True)
+def _gelu_xla(x):
+    wide = tf.cast(x, tf.float32)
+    return tf.cast(wide * _normal_cdf(wide), x.dtype)
+
+
+@tf.function(jit_compile=True)
+def _gelu_gradient_xla(x, upstream):
+    wide = tf.cast(x, tf.float32)
+    slope = _gelu_slope(wide, _normal_cdf(wide))
+    return tf.cast(tf.cast(upstream, tf.float32) * slope, x.dtype)
+
+
+def _gelu_slope(x, cdf):
+    """``Phi(x) + x * phi(x)``, the derivative of ``x * Phi(x)``."""
+    return cdf + x * (ops.exp(ops.square(x) * -0.5) * _INV_SQRT_2PI)
 
 
 def _normal_cdf(x):
