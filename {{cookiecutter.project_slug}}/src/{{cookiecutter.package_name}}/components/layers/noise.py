@@ -94,4 +94,6 @@ def standard_normal(shape, seed):
     radius = ops.sqrt(-2.0 * ops.log(1.0 - uniform[0]))  # 1 - u in (0, 1]: a finite log
     angle = (2.0 * math.pi) * uniform[1]
     values = ops.concatenate([radius * ops.cos(angle), radius * ops.sin(angle)])
-    return ops.reshape(values[:count], shape)
+    if count % 2:  # the last pair's sine is not needed
+        values = values[:count]
+    return ops.reshape(values, shape)
