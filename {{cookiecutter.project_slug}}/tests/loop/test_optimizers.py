@@ -74,3 +74,30 @@ def test_a_fused_adam_checkpoint_restores_into_keras_adam_with_the_same_moments(
     assert int(restored.iterations.numpy()) == 3
     for ours, theirs in zip(fused.variables, restored.variables):
         np.testing.assert_array_equal(np.asarray(ours.numpy()), np.asarray(theirs.numpy()))
+
+
+def test_fused_adam_updates_several_variables_with_one_set_of_step_scalars():
+    """Each variable as Adam by hand, and the bias corrections computed once per step for all
+    of them (2 powers in the traced step, not 2 per variable)."""
+    with tf.distribute.get_strategy().scope():
+        variables = [keras.Variable(START), keras.Variable(START * 2.0), keras.Variable(START[0])]
+        optimizer = Adam(**SETTINGS)
+        optimizer.build(variables)
+
+    @tf.function
+    def step(gradient):
+        optimizer.apply_gradients(
+            [(gradient, variables[0]), (gradient, variables[1])] + [(gradient[0], variables[2])]
+        )
+
+    for gradient in GRADIENTS:
+        step(tf.constant(gradient))
+    by_hand = adam_by_hand(0.05, 0.8, 0.9, 0.1)
+    np.testing.assert_allclose(variables[0].numpy(), by_hand, rtol=1e-6, atol=1e-7)
+    # Adam's step does not depend on where the weights start, only on the gradients.
+    np.testing.assert_allclose(variables[1].numpy(), by_hand + START, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(variables[2].numpy(), by_hand[0], rtol=1e-6, atol=1e-7)
+    graph = step.get_concrete_function(tf.constant(GRADIENTS[0])).graph.as_graph_def()
+    nodes = list(graph.node) + [node for f in graph.library.function for node in f.node_def]
+    assert sum(node.op == "Pow" for node in nodes) == 2
+    assert sum(node.op == "ResourceApplyAdam" for node in nodes) == 3

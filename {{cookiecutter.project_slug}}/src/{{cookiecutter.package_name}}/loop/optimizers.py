@@ -29,6 +29,35 @@ def _handle(variable):
 class FusedAdamUpdate:
     """Replaces Adam's per-variable `update_step` with TensorFlow's fused kernel."""
 
+    _step_scalars = None  # {dtype: the kernel's scalar inputs}, within one `apply`
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        # The step's scalars (the two bias corrections' powers, the casts) once per dtype for
+        # all variables, not once per variable: 14 variables of `regression` had 26 reads of
+        # `iterations` and 28 powers more; compiled steps 405 against 431 us (2 cores, Xeon).
+        self._step_scalars = {}
+        try:
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        finally:
+            self._step_scalars = None
+
+    def _scalars(self, dtype, learning_rate) -> dict:
+        scalars = (self._step_scalars or {}).get(dtype)
+        if scalars is None:
+            step = tf.cast(self.iterations + 1, dtype)
+            beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+            scalars = {
+                "beta1_power": tf.pow(beta_1, step),
+                "beta2_power": tf.pow(beta_2, step),
+                "lr": tf.cast(learning_rate, dtype),
+                "beta1": beta_1,
+                "beta2": beta_2,
+                "epsilon": tf.cast(self.epsilon, dtype),
+            }
+            if self._step_scalars is not None:
+                self._step_scalars[dtype] = scalars
+        return scalars
+
     def update_step(self, gradient, variable, learning_rate):
         strategy = tf.distribute.get_strategy()
         if (
@@ -38,21 +67,14 @@ class FusedAdamUpdate:
         ):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
-        step = tf.cast(self.iterations + 1, dtype)
-        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         index = self._get_variable_index(variable)
         tf.raw_ops.ResourceApplyAdam(
             var=_handle(variable),
             m=_handle(self._momentums[index]),
             v=_handle(self._velocities[index]),
-            beta1_power=tf.pow(beta_1, step),
-            beta2_power=tf.pow(beta_2, step),
-            lr=tf.cast(learning_rate, dtype),
-            beta1=beta_1,
-            beta2=beta_2,
-            epsilon=tf.cast(self.epsilon, dtype),
             grad=tf.cast(gradient, dtype),
             use_locking=False,
+            **self._scalars(dtype, learning_rate),
         )
 
 
