@@ -22,6 +22,8 @@ from {{ cookiecutter.package_name }}.prepare import prepare
 from {{ cookiecutter.package_name }}.shards import ShardSource, write_shards
 from {{ cookiecutter.package_name }}.tasks.base import make_task
 
+from .conftest import python_output
+
 
 def numbered(train: int, test: int) -> Arrays:
     """Regression-shaped arrays whose inputs and targets are the row numbers."""
@@ -72,6 +74,28 @@ def test_prepare_writes_balanced_shards_and_a_description_of_them(tmp_path):
     assert checksums["bytes"] == path.stat().st_size and len(checksums["sha256"]) == 64
 
 
+def test_prepare_writes_the_same_bytes_in_every_process(tmp_path):
+    # A record is a protobuf map of features, whose unsorted order differs from one process
+    # to the next (ten features: two processes almost never agree). The record's bytes also
+    # seed the permutation of its examples, so a prepare that differed by process would
+    # train differently on the same data and seed.
+    for name in ("first", "second"):
+        python_output(
+            "import numpy as np\n"
+            "from {{ cookiecutter.package_name }}.data import Arrays\n"
+            "from {{ cookiecutter.package_name }}.shards import write_shards\n"
+            "x = {f'input{i}': np.arange(40.0).reshape(20, 2) + i for i in range(9)}\n"
+            "arrays = Arrays(x, np.arange(20.0), x, np.arange(20.0))\n"
+            f"write_shards(arrays, {str(tmp_path / name)!r}, 2, 'test', seed=0)\n"
+        )
+    first, second = (
+        json.loads((tmp_path / n / "dataset.json").read_text()) for n in ("first", "second")
+    )
+    assert len(first["splits"]["train"]["features"]) == 10
+    assert first["splits"]["train"]["checksums"] == second["splits"]["train"]["checksums"]
+    assert first["splits"]["eval"]["checksums"] == second["splits"]["eval"]["checksums"]
+
+
 def test_every_record_is_a_tf_train_example_any_reader_can_parse(tmp_path):
     shards(tmp_path, train=10, test=4, num_shards=1)
     record = next(
@@ -92,6 +116,20 @@ def test_one_pipeline_sees_every_example_once_per_epoch_in_a_new_order(tmp_path)
     assert epochs[0] != epochs[1] != epochs[2]
     assert epochs[0] != sorted(epochs[0])  # shuffled
     assert ids_of(source, 1000, seed=2) != epochs[0]  # the seed decides the order
+
+
+def test_the_stream_depends_on_the_run_seed_not_on_the_global_seed(tmp_path):
+    # `seed=0` sets TensorFlow's global seed to 0, under which a seeded buffer shuffle used to
+    # fail at its first epoch.
+    source = shards(tmp_path, train=1000)
+    streams = []
+    try:
+        for global_seed in (0, 7, None):
+            tf.random.set_seed(global_seed)
+            streams.append(ids_of(source, 1500, seed=0))
+    finally:
+        tf.random.set_seed(None)
+    assert streams[0] == streams[1] == streams[2]
 
 
 @pytest.mark.parametrize(
@@ -386,12 +424,16 @@ def test_default_training_on_shards_reaches_the_in_memory_quality(
     tmp_path, task_name, metric, better
 ):
     prepare(load_config([f"task={task_name}", f"data.files={tmp_path / 'shards'}"]))
+    # The default run ends at its constant learning rate, where the last batches move the
+    # result: regression's eval_mae then differs by up to 1.7x between two orders of the same
+    # data (seeds 0-7). A decayed rate ends where the data leads (0.99-1.035x on those seeds).
+    decayed = ["optimizer.schedule=warmup_cosine", "optimizer.warmup_steps=100"]
     results = {}
     for source, extra in (("memory", []), ("files", [f"data.files={tmp_path / 'shards'}"])):
-        cfg = load_config([f"task={task_name}", f"run_dir={tmp_path / source}", *extra])
+        cfg = load_config([f"task={task_name}", f"run_dir={tmp_path / source}", *decayed, *extra])
         results[source] = train_and_evaluate(cfg)[metric]
-    # Same data, another order: within 15% of the in-memory result, or better.
+    # Same data, another order: within 10% of the in-memory result, or better.
     if better is min:
-        assert results["files"] <= results["memory"] * 1.15, results
+        assert results["files"] <= results["memory"] * 1.10, results
     else:
         assert results["files"] >= results["memory"] - 0.015, results

@@ -7,7 +7,8 @@ data.files=data/regression` (the directory, or a glob of its shards) trains on t
 a `tf.train.Example` holding up to 4096 consecutive examples (about 1 MiB at most): their row ids
 (int64), and their `x` and `y` as raw little-endian bytes, whose dtypes and shapes `dataset.json`
 records; any reader of TFRecords can read them back. Training rows are written in a shuffled
-order, so a record holds examples from anywhere in the split.
+order, so a record holds examples from anywhere in the split. The same data and seed give the
+same bytes in any process.
 
 Reading holds about `data.shuffle_buffer` training examples (whole records) plus a few batches in
 memory, whatever the data set's size. Across workers (`distribute=multi_worker_mirrored`) each
@@ -198,7 +199,10 @@ def _record(ids: np.ndarray, arrays: dict[str, np.ndarray]) -> bytes:
         "id": tf.train.Feature(int64_list=tf.train.Int64List(value=ids.tolist())),
         **{key: raw(values) for key, values in arrays.items()},
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    # A protobuf map is written in the order of Python's string hashes, which differ between
+    # processes; the sorted order makes a prepare's files, and so the runs on them, repeatable.
+    return example.SerializeToString(deterministic=True)
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -333,6 +337,10 @@ class ShardSource:
         record_buffer = max(1, self.shuffle_buffer // per_record)
 
         def epoch(index):
+            # The buffer's seeds are this function graph's seed and the op's; a fixed graph seed
+            # keeps them a function of `(seed, e)` alone, whatever the process's global seed.
+            # (Under a global seed of 0, TensorFlow's seed check fails on a tensor op seed.)
+            tf.compat.v1.set_random_seed(1)
             order = tf.random.experimental.stateless_shuffle(names, seed=tf.stack([seed64, index]))
             records = tf.data.Dataset.from_tensor_slices(order).interleave(
                 tf.data.TFRecordDataset, cycle_length=min(len(paths), 8), block_length=1
