@@ -109,11 +109,10 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("task", chosen)
 
 
-def python_output(code: str, **env: str) -> str:
-    """The stdout of `code` run by a fresh interpreter that sees this session's packages (and
-    `env` besides); for what a process imports at start-up (TensorFlow must stay out of config
-    checks) or what must not depend on the process (its string hashes)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env}
+def python_output(code: str) -> str:
+    """The stdout of `code` run by a fresh interpreter that sees this session's packages; for
+    what a process imports at start-up (TensorFlow must stay out of config checks)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     ).stdout

@@ -426,7 +426,7 @@ def test_default_training_on_shards_reaches_the_in_memory_quality(
     prepare(load_config([f"task={task_name}", f"data.files={tmp_path / 'shards'}"]))
     # The default run ends at its constant learning rate, where the last batches move the
     # result: regression's eval_mae then differs by up to 1.7x between two orders of the same
-    # data (seeds 0-7). A decayed rate ends where the data leads (0.99-1.035x on those seeds).
+    # data (seeds 0-7). A decayed rate ends where the data leads (0.99-1.035x on seeds 0-3).
     decayed = ["optimizer.schedule=warmup_cosine", "optimizer.warmup_steps=100"]
     results = {}
     for source, extra in (("memory", []), ("files", [f"data.files={tmp_path / 'shards'}"])):

@@ -200,8 +200,8 @@ def _record(ids: np.ndarray, arrays: dict[str, np.ndarray]) -> bytes:
         **{key: raw(values) for key, values in arrays.items()},
     }
     example = tf.train.Example(features=tf.train.Features(feature=feature))
-    # A protobuf map is written in the order of Python's string hashes, which differ between
-    # processes; the sorted order makes a prepare's files, and so the runs on them, repeatable.
+    # Unsorted, a protobuf map is written in an order that changes from one process to the
+    # next; sorted, a prepare's files, and so the runs on them, are the same in every process.
     return example.SerializeToString(deterministic=True)
 
 
