@@ -68,10 +68,10 @@ class TrainConfig:
     # Global batch: split evenly over the replicas (per-replica batch = batch_size / replicas).
     batch_size: int = positive(64)
     # Steps run per tf.function call; a call also ends at every log, eval and checkpoint step,
-    # so cadences stay exact and calls are at most log_every_steps long. 100 ran 3-17% faster
-    # than 25 on 2 CPU cores (the `bench` module's steps_per_execution section).
+    # so cadences stay exact and calls are at most log_every_steps long. Fewer, longer calls
+    # spend less time in Python between steps (`bench` measures it).
     steps_per_execution: int = positive(100)
-    # One metrics.jsonl line and TensorBoard point; each costs ~0.7 ms between compiled calls.
+    # One metrics.jsonl line and TensorBoard point, written between compiled calls.
     # 0 (auto): every 100 steps, or every steps / 10 in a run shorter than 1000 steps, so even a
     # short run draws its curve.
     log_every_steps: int = non_negative(0)
@@ -125,8 +125,8 @@ class CheckpointConfig:
 class EvalConfig:
     every_steps: int = positive(500)
     # Held-out examples per batch (split over the replicas like train.batch_size). Evaluation
-    # keeps no activations for gradients, so it takes larger batches than training: at 512 a
-    # pass over the default 2048 examples took 3.2 ms, at 64 6.4 ms (2 CPU cores).
+    # keeps no activations for gradients, so it takes larger batches than training, and fewer
+    # batches a pass mean fewer calls.
     batch_size: int = positive(512)
 
 
@@ -143,7 +143,7 @@ class DataConfig:
     shuffle_buffer: int = positive(10_000)
     # Training shards `prepare` writes (held-out as many, at most one per example); 0: one per
     # 64 MiB of training data. A multiple of the worker count lets each worker read only its
-    # own files; each file opened costs ~0.2 ms per epoch.
+    # own files; each file is opened once per epoch, so more shards cost a little more.
     shards: int = non_negative(0)
     # Train on the first N training examples only (0: all), in memory: `debug=overfit` uses it
     # to check that the model can fit a few batches.
@@ -173,7 +173,7 @@ class PrecisionConfig:
 class ThreadsConfig:
     # TensorFlow's thread pools, set when a training process starts (they cannot change once
     # TensorFlow runs). intra_op: threads inside one op; 0 picks by the model: one thread for a
-    # step under 1 GFLOP (1.1-1.3x faster on 2 cores: its ops are too small to split), else
+    # step under 1 GFLOP (its ops are too small to gain from being split), else
     # TensorFlow's default (every core). inter_op: ops run side by side; 0 is TensorFlow's
     # default (every core).
     intra_op: int = non_negative(0)

@@ -106,7 +106,7 @@ def train_dataset(x, y, global_batch_size: int, seed: int, start_step: int = 0):
 
     Each epoch gathers its permutation of the arrays once and slices it into batches: one
     extra copy of the training arrays in memory, and no per-step work (a shuffle plus gathers
-    in a per-step `map` made the default task 15-27% slower than one constant batch on 2 cores).
+    in a per-step `map` made a small model's step wait for its input).
     """
     import tensorflow as tf
 
@@ -167,7 +167,7 @@ def _distributable(dataset):
     """Shard by data, not files, when a multi-worker strategy splits the dataset.
 
     Autotuning is off: these in-memory pipelines trained no faster with it, and deleting an
-    autotuned iterator waited 0.5-2.5 s for its optimisation thread at the end of a run.
+    autotuned iterator waits for its optimisation thread, which delayed the end of a run.
     """
     import tensorflow as tf
 

@@ -70,8 +70,8 @@ def shard_sizes(num_examples: int, num_shards: int) -> list[int]:
 def examples_per_record(x, y) -> int:
     """Examples stored together in one record: up to 4096, and about 1 MiB at most.
 
-    A record is the unit that is read, shuffled and decoded; one example per record cost ~3 us
-    per example in tf.data's per-element work, slower than training the default task.
+    A record is the unit that is read, shuffled and decoded; one example per record made
+    tf.data's per-element work slower than training the default task.
     """
     example_bytes = sum(a[:1].nbytes for _, a in leaves(x, "x") + leaves(y, "y"))
     return int(max(1, min(MAX_EXAMPLES_PER_RECORD, RECORD_BYTES // max(1, example_bytes))))
@@ -321,7 +321,7 @@ class ShardSource:
         Epoch `e` reads the files in an order of `(seed, e)`, shuffles their records in a
         buffer of `(seed, e)` and permutes the examples of each record by `(seed, e, record)`.
         Only the file order and the buffer are made per epoch; decoding and permuting are one
-        function for the whole stream (making them per epoch cost ~2.5 ms an epoch).
+        function for the whole stream (making them per epoch traces them anew every epoch).
         """
         import tensorflow as tf
 
@@ -398,7 +398,7 @@ class ShardSource:
             start = start_step * (global_batch_size // workers)
             stream = self.examples(seed, workers, context.input_pipeline_id, start)
             # drop_remainder gives the batches a static size (the stream never ends): with an
-            # unknown batch dimension the traced train step ran 15-25% slower here.
+            # unknown batch dimension the traced train step cannot specialise its shapes.
             batches = stream.rebatch(per_replica, drop_remainder=True)
             return _options(batches)
 
@@ -429,8 +429,8 @@ def _options(dataset, shard_by_data: bool = False):
 
     options = tf.data.Options()
     options.deterministic = True
-    # As for the in-memory pipelines: autotuning's optimisation thread took CPU from the
-    # training step on 2 cores, and a fixed prefetch kept the step fed.
+    # As for the in-memory pipelines: autotuning's optimisation thread takes CPU from the
+    # training step on small machines, and a fixed prefetch keeps the step fed.
     options.autotune.enabled = False
     if shard_by_data:  # a dataset of global batches, split by tf.distribute
         policy = tf.data.experimental.AutoShardPolicy.DATA

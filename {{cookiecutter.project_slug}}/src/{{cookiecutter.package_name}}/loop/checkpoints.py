@@ -1,12 +1,11 @@
 """Checkpoints that resume exactly and never leave a run without a good one.
 
 * `run_dir/checkpoints/ckpt-<step>`, written by a traced `tf.train.Checkpoint.write`: the object
-  graph is serialized once, at tracing, so a save of the default model (files, pointer, deletion
-  of the oldest) took 4 ms here, against 14 ms for `tf.train.CheckpointManager.save` (2 CPU
-  cores). The "latest" pointer (the `checkpoint` file, which `CheckpointManager` and
-  `tf.train.latest_checkpoint` read) moves only after the data files are complete, by an atomic
-  rename: an interrupted save never becomes latest. The last `checkpoint.max_to_keep` stay on
-  disk as fallbacks.
+  graph is serialized once, at tracing, so a save (files, pointer, deletion of the oldest)
+  costs a fraction of what `tf.train.CheckpointManager.save` costs. The "latest" pointer (the
+  `checkpoint` file, which `CheckpointManager` and `tf.train.latest_checkpoint` read) moves only
+  after the data files are complete, by an atomic rename: an interrupted save never becomes
+  latest. The last `checkpoint.max_to_keep` stay on disk as fallbacks.
 * Resume finds checkpoints from the files themselves (`ckpt-<step>.index`), not from the pointer:
   a lost, empty or garbage pointer file, a `run_dir` spelled another way (relative, absolute,
   from another working directory) or a run directory moved or copied elsewhere loses nothing.
@@ -18,7 +17,7 @@
 * Names are names: TensorFlow reads a checkpoint prefix as a glob pattern (a run_dir such as
   `runs/exp[1]` matched nothing, and its intact checkpoints looked damaged), so a directory
   holding pattern characters is read through a link with a plain name (`literal_prefix`).
-* Why not `tf.train.CheckpointManager`: besides 14 ms a save against 4, under a directory named
+* Why not `tf.train.CheckpointManager`: besides its slower saves, under a directory named
   `runs/exp[1]` it saves, but (TensorFlow 2.21, measured) a restore of its own latest
   checkpoint fails with NotFoundError, and pruning leaves the files of every checkpoint it
   drops on disk (its deletion is a glob that matches nothing). Its pointer is also the only

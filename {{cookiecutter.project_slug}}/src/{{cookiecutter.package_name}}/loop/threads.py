@@ -3,16 +3,14 @@
 TensorFlow splits each op over `intra_op` threads and runs `inter_op` ops side by side; both
 are fixed once its runtime starts (the first op, device or variable), so they are set at the
 start of a run or not at all. Small ops gain nothing from being split and pay for the handoff:
-on 2 cores (Xeon, TF 2.21) one intra-op thread ran the compiled steps of the shipped tasks
-1.08-1.32x faster, and a regression of hidden width 512 (about 0.8 GFLOP a step) 1.33x
-faster; the wide preset (6.5 GFLOP a step) ran 3% slower in float32 and 14% slower in
-bfloat16 (docs/performance.md).
+one intra-op thread runs the shipped tasks' steps faster than every core, and a step of several
+GFLOP slower (docs/performance.md has the figures and the command that measures them).
 `threads.intra_op=0` therefore picks one thread for a step under `SMALL_STEP_FLOPS` and
 TensorFlow's default (every core) above.
 
 The step's size comes from the model itself: built in a graph of its own (TensorFlow's runtime
 does not start for it), called on a real batch, its forward pass counted by TensorFlow's
-profiler (0.07 s for the shipped tasks).
+profiler (a fraction of a second for the shipped tasks).
 """
 
 from __future__ import annotations

@@ -78,8 +78,8 @@ def standard_normal(shape, seed):
     `seed` (a `keras.random.SeedGenerator`, advanced once): ``r = sqrt(-2 log u1)`` gives
     ``r cos(2 pi u2)`` and ``r sin(2 pi u2)``, two independent normals a pair.
 
-    TensorFlow's normal kernel computes each value on its own: 5.9 ms for 2**20 of them on 2
-    CPU cores, against 3.1 ms for this uniform draw and its vectorized transform.
+    TensorFlow's normal kernel computes each value on its own; one uniform draw and its
+    vectorized transform take about half its time on large tensors (docs/performance.md).
 
     Args:
         shape: Tuple of Python integers.
