@@ -64,6 +64,7 @@ SCHEDULES = ("constant", "warmup_cosine")
 
 @dataclass
 class TrainConfig:
+    # Total steps; a resumed run trains up to it (raise it to train longer).
     steps: int = positive(3000)
     # Global batch: split evenly over the replicas (per-replica batch = batch_size / replicas).
     batch_size: int = positive(64)
@@ -81,12 +82,14 @@ class TrainConfig:
     # Clip gradients to this global norm before they are applied (each micro-batch's, with
     # accumulate_steps); 0 turns clipping off.
     clip_norm: float = non_negative(0.0)
+    # XLA for the replica step (tf.function(jit_compile=True)); not with distribute.cpu_devices.
     jit_compile: bool = False
 
 
 @dataclass
 class OptimizerConfig:
     name: str = one_of("adam", OPTIMIZERS)
+    # The peak rate of a schedule (its constant value with schedule=constant).
     learning_rate: float = positive(2e-3)
     # A separate optimizer (same kind) for the model's head with its own rate; 0 means one
     # optimizer for every variable. The task names the head (`Task.variable_groups`).
@@ -94,9 +97,11 @@ class OptimizerConfig:
     # constant, or warmup_cosine: a linear warmup over warmup_steps, then a cosine decay to
     # min_learning_rate at decay_steps (components/schedules.py), for each optimizer.
     schedule: str = one_of("constant", SCHEDULES)
+    # Steps of the linear warmup of warmup_cosine.
     warmup_steps: int = non_negative(0)
     # 0: train.steps. Set it to keep the schedule when a resumed run raises train.steps.
     decay_steps: int = non_negative(0)
+    # The rate at the end of the cosine decay.
     min_learning_rate: float = non_negative(0.0)
     # An exponential moving average of the weights (Keras' use_ema), e.g. 0.999: evaluated,
     # kept best and exported instead of the raw weights; 0: off.
@@ -105,6 +110,7 @@ class OptimizerConfig:
 
 @dataclass
 class CheckpointConfig:
+    # A checkpoint every N steps, at the last step and before a stop by a signal.
     every_steps: int = positive(500)
     # Older checkpoints kept as fallbacks when the newest is damaged.
     max_to_keep: int = positive(3)
@@ -113,6 +119,7 @@ class CheckpointConfig:
     # Keep the best checkpoint by this evaluation value (eval_loss, eval_mae, eval_accuracy...)
     # in checkpoints/best/, apart from the rolling ones; empty: none.
     best_metric: str = ""
+    # Whether a lower (a loss, an error) or a higher (an accuracy) best_metric is better.
     best_mode: str = one_of("min", ("min", "max"))
     # Early stopping: end the run after this many evaluations without a better best_metric.
     # 0: never.
@@ -123,6 +130,7 @@ class CheckpointConfig:
 
 @dataclass
 class EvalConfig:
+    # A pass over the held-out split every N steps and at the last step.
     every_steps: int = positive(500)
     # Held-out examples per batch (split over the replicas like train.batch_size). Evaluation
     # keeps no activations for gradients, so it takes larger batches than training, and fewer
@@ -152,8 +160,11 @@ class DataConfig:
 
 @dataclass
 class DistributeConfig:
+    # The tf.distribute strategy; chosen with the group, distribute=<strategy>.
     strategy: str = one_of("none", STRATEGIES)
+    # distribute=mirrored: 0 uses every local GPU (or the CPU); N splits the CPU into N devices.
     cpu_devices: int = non_negative(0)
+    # distribute=tpu: the TPU's name or grpc:// address; empty: the one attached to this VM.
     tpu: str = ""
     # multi_worker_mirrored inside a Slurm job step without TF_CONFIG: the first port of each
     # node's tasks (task i of a node listens on port_base + i).
@@ -166,6 +177,7 @@ class DistributeConfig:
 
 @dataclass
 class PrecisionConfig:
+    # The Keras dtype policy; chosen with the group, precision=<policy>.
     policy: str = one_of("float32", PRECISIONS)
 
 
@@ -190,7 +202,10 @@ class ProfileConfig:
 
 @dataclass
 class Config:
-    run_dir: str = "runs/<task>"  # runs/regression, runs/sequence...: see `validate`
+    # Where everything of a run goes; the same run_dir resumes. runs/<task> becomes one
+    # directory per task (runs/regression...): see `validate`.
+    run_dir: str = "runs/<task>"
+    # Seeds the data, the initial weights and the training noise.
     seed: int = non_negative(42)
     # Op determinism plus fixed seeds: a resumed run is bitwise equal to an uninterrupted one.
     deterministic: bool = False
