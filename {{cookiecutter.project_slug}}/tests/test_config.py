@@ -1,5 +1,8 @@
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -165,9 +168,6 @@ def test_a_signal_before_training_starts_is_one_line_and_its_exit_code(
 
 def test_stdout_closed_by_its_reader_ends_quietly_like_a_unix_tool():
     # `train ... | head -1`: the reader goes away before the command's last line.
-    import subprocess
-    import sys
-
     script = (
         "import sys\n"
         "from {{ cookiecutter.package_name }}.cli import run\n"
@@ -189,9 +189,6 @@ def test_stdout_closed_by_its_reader_ends_quietly_like_a_unix_tool():
 def test_a_command_prints_no_tensorflow_start_up_lines(tmp_path):
     # TensorFlow 2.21 prints absl / oneDNN lines at import whatever TF_CPP_MIN_LOG_LEVEL says;
     # a command shows only its own line (setting the level shows everything again).
-    import subprocess
-    import sys
-
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     command = [sys.executable, "-m", "{{ cookiecutter.package_name }}.evaluate", f"run_dir={tmp_path}"]
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -218,6 +215,59 @@ def test_experiment_presets_set_their_task_and_keys_and_the_command_line_still_w
     assert regression.train.steps == 100 and regression.optimizer.ema_decay == 0.999
     with pytest.raises(ConfigError, match="experiment"):
         load_config(["experiment=no_such_experiment"])
+
+
+PRESETS = sorted(path.stem for path in (CONF / "experiment").glob("*.yaml"))
+
+
+def test_every_experiment_preset_composes_and_trains_in_a_fresh_process(tmp_path):
+    # A fresh process has imported no task module: each preset must bring its own task, whatever
+    # the bake's default task is (composing all of them first, before TensorFlow is imported:
+    # importing Keras registers every task module, which would hide a preset that does not).
+    assert len(PRESETS) >= 2
+    code = (
+        "import json, sys\n"
+        "from {{ cookiecutter.package_name }}.config import load_config\n"
+        "from {{ cookiecutter.package_name }}.cli import run\n"
+        "from {{ cookiecutter.package_name }}.train import train\n"
+        f"presets = {PRESETS!r}\n"
+        "tasks = [load_config([f'experiment={name}']).task._target_ for name in presets]\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "short = ['train.steps=4', 'train.log_every_steps=2', 'eval.every_steps=2',\n"
+        "         'checkpoint.every_steps=2']\n"
+        "codes = [run('train', train, [f'experiment={name}', f'run_dir={sys.argv[1]}/{name}',\n"
+        "                              *short]) for name in presets]\n"
+        "print(json.dumps([tasks, codes]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    tasks, codes = json.loads(done.stdout.strip().splitlines()[-1])
+    assert codes == [0] * len(PRESETS), done.stderr[-3000:]
+    for name, target in zip(PRESETS, tasks):
+        final = json.loads((tmp_path / name / "final_metrics.json").read_text())
+        assert final["step"] == 4 and target.endswith("Task"), (name, final)
+    named = dict(zip(PRESETS, tasks))  # the shipped presets name two different tasks
+    assert named["digits_long"].endswith(".image_classification.ImageClassificationTask")
+    assert named["regression_long"].endswith(".regression.RegressionTask")
+
+
+def test_a_preset_that_is_not_yaml_is_one_line_naming_it(tmp_path, monkeypatch):
+    from {{ cookiecutter.package_name }} import config
+
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "broken.yaml").write_text("defaults: [\n", encoding="utf-8")
+    (tmp_path / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /task: sequence\n", encoding="utf-8"
+    )
+    monkeypatch.setattr(config, "CONF", str(tmp_path))
+    assert config.needed_tasks(["experiment=mine"]) == ["sequence"]
+    assert config.needed_tasks(["experiment=mine", "task=regression"]) == ["regression"]
+    with pytest.raises(ConfigError, match=r"^experiment=broken: .*broken.yaml: not YAML: ") as err:
+        config.needed_tasks(["experiment=broken"])
+    assert "\n" not in str(err.value)
 
 
 def test_debug_presets_set_short_cadences_and_a_new_run_dir_each_time():

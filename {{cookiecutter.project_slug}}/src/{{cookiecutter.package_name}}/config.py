@@ -400,28 +400,72 @@ def _one_line(error: Exception) -> str:
     return ": ".join(parts) or type(error).__name__
 
 
-def selected_task(overrides) -> str:
-    """The task a command line selects (`task=<name>`), else the packaged default."""
+CONF = os.path.join(os.path.dirname(__file__), "conf")
+
+
+def needed_tasks(overrides) -> list[str]:
+    """The tasks whose modules composing `overrides` needs: the command line's `task=<name>`
+    (it wins over any preset), else the tasks the selected presets name, else the packaged
+    default.
+
+    >>> needed_tasks(["experiment=digits_long", "task=sequence"])
+    ['sequence']
+    """
     for override in reversed(list(overrides)):
         key, _, value = override.lstrip("+~").partition("=")
         if key == "task" and value:
-            return value
-    path = os.path.join(os.path.dirname(__file__), "conf", "config.yaml")
-    defaults = OmegaConf.to_container(OmegaConf.load(path))["defaults"]
-    return next(d["task"] for d in defaults if isinstance(d, dict) and "task" in d)
+            return [value]
+    if presets := preset_tasks(overrides):
+        return presets
+    defaults = OmegaConf.to_container(OmegaConf.load(os.path.join(CONF, "config.yaml")))["defaults"]
+    return [next(d["task"] for d in defaults if isinstance(d, dict) and "task" in d)]
+
+
+def preset_tasks(overrides) -> list[str]:
+    """The tasks named by the presets a command line selects: `experiment=digits_long` reads
+    `conf/experiment/digits_long.yaml`, whose `override /task: image_classification` makes
+    that task the run's unless the command line names one (`task=<name>` wins in Hydra).
+
+    >>> preset_tasks(["experiment=digits_long", "train.steps=5"])
+    ['image_classification']
+    """
+    names = []
+    for override in overrides:
+        group, _, value = override.lstrip("+~").partition("=")
+        if group == "task" or not os.path.isdir(os.path.join(CONF, group)):
+            continue
+        for option in (name.strip() for name in value.strip("[]").split(",")):  # [a,b]: both
+            path = os.path.join(CONF, group, f"{option}.yaml")
+            if not os.path.isfile(path):
+                continue  # Hydra lists the options when it composes
+            try:
+                preset = OmegaConf.to_container(OmegaConf.load(path))
+            except Exception as error:  # yaml's own errors (Hydra's compose shows a traceback)
+                problem = " ".join(str(error).split())
+                raise ConfigError(f"{group}={option}: {path}: not YAML: {problem}") from None
+            defaults = preset.get("defaults") if isinstance(preset, dict) else None
+            names += [
+                name
+                for entry in (defaults if isinstance(defaults, list) else [])
+                if isinstance(entry, dict)
+                for key, name in entry.items()
+                if key.split()[-1].strip("/") == "task"  # `override /task`, `/task`, `task`
+            ]
+    return names
 
 
 def load_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Composes the packaged config with `key=value` overrides and checks it.
 
-    Only the selected task's module is imported (`task=<name>`: `tasks/<name>.py`), so a task
+    Only the task modules the run can select are imported (`task=<name>`: `tasks/<name>.py`;
+    without it, the task a selected preset names, else the packaged default's), so a task
     module that imports TensorFlow at the top costs nothing until it is selected. A name with
     no module of its own (a task registered elsewhere, a typo) imports every task module before
     Hydra lists the choices.
     """
     from .tasks.base import import_task_module, shipped_tasks
 
-    if not import_task_module(selected_task(overrides)):
+    if not all([import_task_module(name) for name in needed_tasks(overrides)]):
         shipped_tasks()  # each one an option of the `task` group
     GlobalHydra.instance().clear()
     try:
