@@ -88,7 +88,7 @@ class TrainConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = one_of("adam", OPTIMIZERS)
+    name: str = one_of("adam", OPTIMIZERS)  # the optimizer of every variable group
     # The peak rate of a schedule (its constant value with schedule=constant).
     learning_rate: float = positive(2e-3)
     # A separate optimizer (same kind) for the model's head with its own rate; 0 means one
@@ -189,7 +189,7 @@ class ThreadsConfig:
     # TensorFlow's default (every core). inter_op: ops run side by side; 0 is TensorFlow's
     # default (every core).
     intra_op: int = non_negative(0)
-    inter_op: int = non_negative(0)
+    inter_op: int = non_negative(0)  # ops run side by side; 0: TensorFlow's default
 
 
 @dataclass
@@ -197,7 +197,7 @@ class ProfileConfig:
     # A TensorFlow Profiler trace of the steps after start_step up to stop_step, written to
     # run_dir/tensorboard/plugins/profile (TensorBoard's Profile tab); stop_step 0: off.
     start_step: int = non_negative(0)
-    stop_step: int = non_negative(0)
+    stop_step: int = non_negative(0)  # 0: no trace
 
 
 @dataclass

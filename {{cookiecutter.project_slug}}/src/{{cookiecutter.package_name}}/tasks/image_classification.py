@@ -27,14 +27,14 @@ from .base import Task, TaskConfig
 @dataclass
 class ImageClassificationConfig(TaskConfig):
     # Held-out images of the bundled digits (unused with data.path).
-    test_size: int = positive(360)
-    num_classes: int = positive(10)
+    test_size: int = positive(360)  # of the 1,797 digits
+    num_classes: int = positive(10)  # class ids 0..num_classes-1
     # The model (models/conv_classifier.py).
-    filters: int = positive(16)
-    hidden_units: int = positive(64)
-    num_blocks: int = non_negative(1)
-    noise_stddev: float = non_negative(0.05)
-    l1: float = non_negative(0.0)
+    filters: int = positive(16)  # channels of the first Conv2D (the second has twice as many)
+    hidden_units: int = positive(64)  # width of the dense layers
+    num_blocks: int = non_negative(1)  # residual blocks after the convolutions
+    noise_stddev: float = non_negative(0.05)  # Gaussian noise on the inputs, in training only
+    l1: float = non_negative(0.0)  # L1 penalty on the kernels
     # The loss (components/losses.py): share of the target spread over all classes.
     label_smoothing: float = fraction(0.0)
 

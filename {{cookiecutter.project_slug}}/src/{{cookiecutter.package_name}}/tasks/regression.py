@@ -25,16 +25,16 @@ from .base import Task, TaskConfig
 @dataclass
 class RegressionConfig(TaskConfig):
     # Data made in code (unused with data.path).
-    train_size: int = positive(8192)
-    test_size: int = positive(2048)
-    input_dim: int = positive(8)
-    label_noise: float = non_negative(0.05)
+    train_size: int = positive(8192)  # training examples
+    test_size: int = positive(2048)  # held-out examples
+    input_dim: int = positive(8)  # features per example
+    label_noise: float = non_negative(0.05)  # stddev of the noise added to the targets
     # The model (models/residual_regressor.py).
-    hidden_units: int = positive(64)
-    num_blocks: int = non_negative(2)
-    noise_stddev: float = non_negative(0.05)
-    reconstruction_weight: float = non_negative(0.05)
-    l1: float = non_negative(1e-5)
+    hidden_units: int = positive(64)  # width of the residual blocks
+    num_blocks: int = non_negative(2)  # residual blocks
+    noise_stddev: float = non_negative(0.05)  # Gaussian noise on the inputs, in training only
+    reconstruction_weight: float = non_negative(0.05)  # weight of the input-reconstruction loss
+    l1: float = non_negative(1e-5)  # L1 penalty on the kernels
     # The loss (components/losses.py): quadratic below this error, linear above.
     huber_threshold: float = positive(1.0)
 

@@ -35,16 +35,16 @@ OUTPUTS = ("direction", "next_value")
 @dataclass
 class SequenceConfig(TaskConfig):
     # Data made in code (unused with data.path).
-    train_size: int = positive(4096)
-    test_size: int = positive(1024)
-    window: int = positive(12)
-    signal_noise: float = non_negative(0.05)
+    train_size: int = positive(4096)  # training windows
+    test_size: int = positive(1024)  # held-out windows
+    window: int = positive(12)  # values per window
+    signal_noise: float = non_negative(0.05)  # stddev of the noise on the signal
     # The model (models/sequence_forecaster.py).
-    hidden_units: int = positive(32)
-    attention_units: int = positive(16)
+    hidden_units: int = positive(32)  # width of the per-step and shared dense layers
+    attention_units: int = positive(16)  # width of the attention score
     # The objective: huber(next_value) + direction_weight * cross_entropy(direction).
     direction_weight: float = non_negative(0.5)
-    huber_threshold: float = positive(1.0)
+    huber_threshold: float = positive(1.0)  # next_value's Huber loss: quadratic below, linear above
 
 
 class SequenceTask(Task, name="sequence"):
