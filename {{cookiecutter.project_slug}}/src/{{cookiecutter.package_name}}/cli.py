@@ -197,8 +197,10 @@ def _silence_stdout() -> None:
 
 def file_system_refusal(error: OSError) -> str:
     """One line naming the path and the real cause of a failed file operation."""
+    from .storage import storage_cause
+
     paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
-    cause = error.strerror or str(error)
+    cause = storage_cause(error, paths[-1] if paths else "")
     return f"{' -> '.join(paths)}: {cause}" if paths else cause
 
 

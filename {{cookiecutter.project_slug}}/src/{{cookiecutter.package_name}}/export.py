@@ -29,6 +29,7 @@ import tempfile
 from .cli import run
 from .config import Config
 from .errors import RunError
+from .storage import storage_cause
 
 
 def export(cfg: Config) -> str:
@@ -40,11 +41,12 @@ def export(cfg: Config) -> str:
 
     cfg, _, trainer, source, step = restore_run(cfg)
     export_dir = os.path.join(cfg.run_dir, "export")
-    _recover(cfg.run_dir, export_dir)
     # All or nothing: the three parts are written side by side into a staging directory, which
     # then takes the place of the previous export.
-    staging = tempfile.mkdtemp(prefix=f"{STAGING}-", dir=cfg.run_dir)
+    staging = None
     try:
+        _recover(cfg.run_dir, export_dir)
+        staging = tempfile.mkdtemp(prefix=f"{STAGING}-", dir=cfg.run_dir)
         keras_path = os.path.join(staging, "model.keras")
         trainer.model.save(keras_path)
         # One endpoint, the task's outputs for a batch shaped like the training inputs.
@@ -66,8 +68,17 @@ def export(cfg: Config) -> str:
         shutil.copyfile(os.path.join(cfg.run_dir, "run.json"), os.path.join(staging, "run.json"))
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0o700 would hide it from the group
         _swap_in(staging, export_dir)
+    except (OSError, tf.errors.OpError) as error:  # no space, read-only, a file in the way...
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
+        where = staging or cfg.run_dir
+        raise RunError(
+            f"could not export to {export_dir} ({storage_cause(error, where)}); the previous "
+            "export, if any, is unchanged"
+        ) from None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
     keras_path = os.path.join(export_dir, "model.keras")
     saved_model_dir = os.path.join(export_dir, "saved_model")

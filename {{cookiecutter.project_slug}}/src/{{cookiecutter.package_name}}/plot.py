@@ -16,12 +16,14 @@ end too; TensorBoard stays the live view (`tensorboard --logdir runs`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
 from .cli import run
 from .config import Config, task_name
 from .errors import RunError
+from .storage import storage_error
 
 NOT_DRAWN = ("step", "steps_per_sec")  # the x axis, and a speed rather than a result
 SETTINGS = ("learning_rate",)  # drawn only when a schedule changes it
@@ -134,9 +136,15 @@ def plot_curves(run_dir: str) -> str:
     figure.suptitle(_title(run_dir, records))
     path = os.path.join(run_dir, "curves.png")
     tmp = os.path.join(run_dir, "curves.tmp.png")
-    figure.savefig(tmp, dpi=100)
-    plt.close(figure)
-    os.replace(tmp, path)
+    try:
+        figure.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    except OSError as error:  # no space, read-only, a directory in the way...
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise storage_error(path, error) from None
+    finally:
+        plt.close(figure)
     return path
 
 

@@ -40,6 +40,7 @@ import numpy as np
 
 from .data import Arrays, leaves, num_rows
 from .errors import RunError
+from .storage import storage_cause
 
 FORMAT = "tfrecord-example-raw-v1"
 SPLITS = {"train": ("x_train", "y_train"), "eval": ("x_test", "y_test")}
@@ -95,14 +96,15 @@ def write_shards(arrays: Arrays, directory: str, num_shards: int, source: str, s
             f"data.files={directory}: already holds files; prepare into a new or empty directory"
         )
     parent = os.path.dirname(os.path.abspath(directory))
-    os.makedirs(parent, exist_ok=True)
     prefix = f".prepare-{os.path.basename(os.path.abspath(directory))}-"
-    _remove_stale_staging(parent, prefix)
-    staging = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would outlive the rename
+    staging = None
     try:
+        os.makedirs(parent, exist_ok=True)
+        _remove_stale_staging(parent, prefix)
+        staging = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would outlive the rename
         meta = {"format": FORMAT, "source": source, "splits": {}}
         for split, (x_name, y_name) in SPLITS.items():
             x, y = getattr(arrays, x_name), getattr(arrays, y_name)
@@ -149,8 +151,16 @@ def write_shards(arrays: Arrays, directory: str, num_shards: int, source: str, s
         if os.path.isdir(directory):
             os.rmdir(directory)  # empty, checked above
         os.replace(staging, directory)
+    except (OSError, tf.errors.OpError) as error:  # no space, read-only, a file in the way...
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
+        cause = storage_cause(error, staging or directory)
+        raise RunError(
+            f"data.files={directory}: could not be written ({cause}); nothing was written there"
+        ) from None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
     return meta
 

@@ -19,6 +19,7 @@ import yaml
 from hydra.experimental.callback import Callback
 
 from .errors import EXIT_USAGE
+from .storage import StorageError, storage_error
 
 
 def job_directories(sweep_dir: str) -> list[str]:
@@ -140,10 +141,16 @@ def write_summary(sweep_dir: str, metric: str = "eval_loss", mode: str = "min") 
     `summary_by_setting.csv` (mean and spread over seeds) and `summary.png` into
     `sweep_dir`; returns the job rows."""
     rows = job_rows(sweep_dir)
-    _write_csv(os.path.join(sweep_dir, "summary.csv"), rows)
     grouped = by_setting(rows, metric)
-    _write_csv(os.path.join(sweep_dir, "summary_by_setting.csv"), grouped)
-    _plot(grouped, settings(rows), metric, mode, os.path.join(sweep_dir, "summary.png"))
+    path = os.path.join(sweep_dir, "summary.csv")
+    try:
+        _write_csv(path, rows)
+        path = os.path.join(sweep_dir, "summary_by_setting.csv")
+        _write_csv(path, grouped)
+        path = os.path.join(sweep_dir, "summary.png")
+        _plot(grouped, settings(rows), metric, mode, path)
+    except OSError as error:  # no space, read-only, a directory in the way...
+        raise storage_error(path, error) from None
     return rows
 
 
@@ -192,11 +199,15 @@ def write_hparams(sweep_dir: str, rows: list[dict], metric: str) -> str | None:
         figures = {k: v for k, v in row.items() if k.startswith(("eval_", "best_")) or k == "loss"}
         if not figures:
             continue
-        with tf.summary.create_file_writer(os.path.join(root, str(row["job"]))).as_default():
-            hp.hparams({key: str(row.get(key, "")) for key in keys}, trial_id=str(row["job"]))
-            for name, value in figures.items():
-                if isinstance(value, (int, float)):
-                    tf.summary.scalar(name, value, step=int(row.get("step", 0)))
+        directory = os.path.join(root, str(row["job"]))
+        try:
+            with tf.summary.create_file_writer(directory).as_default():
+                hp.hparams({key: str(row.get(key, "")) for key in keys}, trial_id=str(row["job"]))
+                for name, value in figures.items():
+                    if isinstance(value, (int, float)):
+                        tf.summary.scalar(name, value, step=int(row.get("step", 0)))
+        except (OSError, tf.errors.OpError) as error:
+            raise storage_error(directory, error) from None
     return root
 
 
@@ -235,7 +246,11 @@ class SweepSummary(Callback):
             return
         metric = config.checkpoint.best_metric or "eval_loss"
         mode = config.checkpoint.best_mode if config.checkpoint.best_metric else "min"
-        rows = write_summary(sweep_dir, metric, mode)
+        try:
+            rows = write_summary(sweep_dir, metric, mode)
+        except StorageError as error:
+            print(f"error: {error}; each job's results stay in its directory", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE) from None
         for row in rows:
             value = row.get(metric)
             shown = f"{value:.6g}" if isinstance(value, float) else row["status"]
@@ -258,6 +273,10 @@ class SweepSummary(Callback):
                 f"best: job {best['job']} ({best['overrides']}), {metric}={best[metric]:.6g}; "
                 f"summary in {os.path.join(sweep_dir, 'summary.csv')}"
             )
-        hparams = write_hparams(sweep_dir, rows, metric)
+        try:
+            hparams = write_hparams(sweep_dir, rows, metric)
+        except StorageError as error:
+            print(f"error: {error}; summary.csv is written", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE) from None
         if hparams:
             print(f"TensorBoard's HParams view: tensorboard --logdir {hparams}")

@@ -42,6 +42,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 
 from ..errors import RunError
+from ..storage import SPACE_ERRORS, error_number, storage_cause
 
 log = logging.getLogger(__name__)
 
@@ -128,33 +129,47 @@ class CheckpointKeeper:
             finally:
                 shutil.rmtree(directory, ignore_errors=True)
             return None
-        if self._kept is None:  # first save: the checkpoints of earlier processes, oldest first
-            os.makedirs(self.directory, exist_ok=True)
-            paths = checkpoint_prefixes(self.directory)[::-1]
-            self._kept = [(os.path.basename(p), os.path.getmtime(f"{p}.index")) for p in paths]
         path = os.path.join(self.directory, f"ckpt-{step}")
         try:
+            if self._kept is None:  # first save: the checkpoints of earlier processes, oldest
+                os.makedirs(self.directory, exist_ok=True)
+                paths = checkpoint_prefixes(self.directory)[::-1]
+                self._kept = [(os.path.basename(p), os.path.getmtime(f"{p}.index")) for p in paths]
             self._write(tf.constant(path))
         except (tf.errors.OpError, OSError) as error:
             self._remove(path)
             shutil.rmtree(f"{path}_temp", ignore_errors=True)
-            reason = getattr(error, "message", None) or getattr(error, "strerror", None) or error
-            last = self._kept[-1][0] if self._kept else "none"
-            raise RunError(
-                f"could not save {path} ({str(reason).strip().splitlines()[0][:160]}); "
-                f"the latest checkpoint is still {last}: free space and run the same command"
-            ) from None
+            raise self._save_failed(path, error) from None
         # Like CheckpointManager: record the new one first, then delete the oldest, then record
         # again, so a kill at any point leaves a pointer to complete files.
         name = os.path.basename(path)
         kept = [entry for entry in self._kept if entry[0] != name] + [(name, time.time())]
-        self._record(kept)
+        try:
+            self._record(kept)
+        except OSError as error:  # the pointer stays on the one before, which stays latest
+            self._remove(path)
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(self.directory, "checkpoint.tmp"))
+            raise self._save_failed(path, error) from None
         for old, _ in kept[: -self.max_to_keep]:
             self._remove(os.path.join(self.directory, old))
         self._kept = kept[-self.max_to_keep :]
         if len(kept) > self.max_to_keep:
             self._record(self._kept)
         return path
+
+    def _save_failed(self, path: str, error: BaseException) -> RunError:
+        """One line: the checkpoint, the real cause, and the one a resume would start from."""
+        cause = storage_cause(error, path)
+        if self._kept is not None:
+            last = self._kept[-1][0] if self._kept else "none"
+        else:
+            last = next((os.path.basename(p) for p in self.candidates()), "none")
+        remedy = "free space" if error_number(error) in SPACE_ERRORS else "fix that"
+        return RunError(
+            f"could not save {path} ({cause}); the latest checkpoint is still {last}: "
+            f"{remedy} and run the same command"
+        )
 
     @staticmethod
     def _remove(prefix: str) -> None:

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from ..config import Config
 from ..errors import AlreadyDone, Diverged, RunError, Stop
+from ..storage import StorageError
 from ..tasks.base import Task, make_task
 from .actions import Boundary, Run, built_in_actions, checkpoint_name, next_boundary, user_actions
 from .best import BestKeeper
@@ -145,6 +146,11 @@ def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer, actions=(
             "weights_sha256": trainer.weights_digest(),
             "chief": cluster.is_chief,
         }
+    except StorageError as error:  # metrics.jsonl or an event file could not be written
+        raise RunError(
+            f"{error}; the newest checkpoint is {checkpoint_name(run.last_saved)}: "
+            "fix that and run the same command to resume"
+        ) from None
     except tf.errors.DataLossError as error:  # a file changed after the start's checks
         raise RunError(
             f"{damaged_data(error)}; the newest checkpoint is {checkpoint_name(run.last_saved)}: "

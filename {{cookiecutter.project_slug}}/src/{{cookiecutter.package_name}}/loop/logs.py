@@ -1,21 +1,26 @@
 """Where a run's numbers go: `metrics.jsonl`, TensorBoard summaries, and a progress bar.
 
-Only the chief writes files; other workers get a `RunLog` with `enabled=False`.
+Only the chief writes files; other workers get a `RunLog` with `enabled=False`. A write that
+fails (no space, a file in the way...) stops the run in one line naming the file and the real
+cause (`storage.py`).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
+import socket
 import time
 
 from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.scalar.summary_v2 import scalar_pb
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tensorboard.summary.writer.record_writer import RecordWriter
 from tqdm.auto import tqdm
 
 from ..records import line_step, read_metrics  # noqa: F401 - read_metrics: the loop's reader too
+from ..storage import storage_error
 
 
 class RunLog:
@@ -35,7 +40,10 @@ class RunLog:
         self._writers = {}
         self._run_dir = run_dir
         if enabled:
-            drop_lines_after(self.path, start_step)
+            try:
+                drop_lines_after(self.path, start_step)
+            except OSError as error:
+                raise storage_error(self.path, error) from None
         # tqdm disables itself when stderr is not a terminal (disable=None).
         self.progress = tqdm(
             total=total_steps,
@@ -49,8 +57,11 @@ class RunLog:
         if not self.enabled:
             return
         record = {"step": step, **{key: _plain(value) for key, value in values.items()}}
-        with open(self.path, "a", encoding="utf-8") as file:
-            file.write(json.dumps(record) + "\n")
+        try:
+            with open(self.path, "a", encoding="utf-8") as file:
+                file.write(json.dumps(record) + "\n")
+        except OSError as error:
+            raise storage_error(self.path, error) from None
         splits = {"train": {}, "eval": {}}
         for key, value in record.items():
             if key != "step" and isinstance(value, float):
@@ -74,15 +85,49 @@ class RunLog:
         for writer in self._writers.values():
             writer.close()
 
-    def _writer(self, split: str) -> EventFileWriter:
-        """The split's event file, written by TensorBoard's own writer: one event per line, no
-        TensorFlow call (far cheaper between compiled calls than `tf.summary` in a traced
-        function)."""
+    def _writer(self, split: str) -> EventFile:
         if split not in self._writers:
-            self._writers[split] = EventFileWriter(
-                os.path.join(self._run_dir, "tensorboard", split)
-            )
+            self._writers[split] = EventFile(os.path.join(self._run_dir, "tensorboard", split))
         return self._writers[split]
+
+
+class EventFile:
+    """One TensorBoard event file, written by the loop itself: one event per log line, each
+    flushed, no TensorFlow call (far cheaper between compiled calls than `tf.summary` in a
+    traced function). A write that fails raises here, in the loop, naming the file and the real cause:
+    TensorBoard's `EventFileWriter` writes from a thread of its own, whose failure printed a
+    traceback and came back later without a path."""
+
+    _numbers = itertools.count()
+
+    def __init__(self, directory: str):
+        # TensorBoard's own naming: events.out.tfevents.<time>.<host>.<pid>.<number>
+        host, number = socket.gethostname(), next(EventFile._numbers)
+        name = f"events.out.tfevents.{int(time.time()):010d}.{host}.{os.getpid()}.{number}"
+        self.path = os.path.join(directory, name)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            self._file = open(self.path, "ab")  # noqa: SIM115 - open until close()
+        except OSError as error:
+            raise storage_error(self.path, error) from None
+        self._records = RecordWriter(self._file)
+        self._failed = False
+        self.add_event(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
+
+    def add_event(self, event: event_pb2.Event) -> None:
+        try:
+            self._records.write(event.SerializeToString())
+            self._file.flush()
+        except OSError as error:
+            self._failed = True
+            raise storage_error(self.path, error) from None
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError as error:
+            if not self._failed:  # else already reported, by the write that failed
+                raise storage_error(self.path, error) from None
 
 
 def scalar_event(step: int, scalars: dict) -> event_pb2.Event:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -25,6 +26,7 @@ import time
 from .. import __version__
 from ..config import Config, task_name, to_dict
 from ..errors import RunError
+from ..storage import storage_cause, too_long
 
 try:
     import fcntl
@@ -47,16 +49,34 @@ IDENTITY_KEYS = (
 NOT_RECORDED = ("run_dir", "distribute.", "checkpoint.allow_fresh_start")
 
 
+# The longest path a run writes below run_dir, beyond the host name: an event file
+# (`tensorboard/train/events.out.tfevents.<time>.<host>.<pid>.<n>`), a checkpoint being written
+# (`checkpoints/best/ckpt-<step>_temp/part-00000-of-00001.data-00000-of-00001`), an export
+# (`.export-staging-<random>/saved_model/variables/variables.data-00000-of-00001`).
+LONGEST_BELOW = 128
+
+
 def prepare_run_dir(run_dir: str) -> None:
-    """Creates run_dir and proves it writable, or raises RunError."""
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise RunError(f"run_dir={run_dir}: is a file, not a directory; choose another run_dir")
+    """Creates run_dir and proves it writable, or raises RunError naming the real cause: a
+    file or a link to nothing in its place, a path longer than the file system allows (with
+    what the run writes below it), read-only, no space."""
+    if os.path.lexists(run_dir) and not os.path.isdir(run_dir):
+        what = "a link to nothing" if os.path.islink(run_dir) else "a file, not a directory"
+        raise RunError(f"run_dir={run_dir}: is {what}; choose another run_dir")
+    longest = LONGEST_BELOW + len(socket.gethostname())
+    limit = too_long(run_dir, below=longest)
+    if limit:
+        shown = run_dir if len(run_dir) <= 80 else f"{run_dir[:40]}...{run_dir[-20:]}"
+        raise RunError(
+            f"run_dir={shown}: too long for its file system ({limit}); choose a shorter run_dir"
+        )
     try:
         os.makedirs(run_dir, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=run_dir):
             pass
     except OSError as error:
-        raise RunError(f"run_dir={run_dir}: not writable ({error.strerror})") from None
+        cause = storage_cause(error, os.path.join(run_dir, "x"))
+        raise RunError(f"run_dir={run_dir}: not writable ({cause})") from None
 
 
 def write_json(path: str, payload: dict) -> None:
@@ -68,9 +88,9 @@ def write_json(path: str, payload: dict) -> None:
             file.write("\n")
         os.replace(tmp, path)
     except OSError as error:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):
             os.remove(tmp)
-        raise RunError(f"{path}: could not be written ({error.strerror})") from None
+        raise RunError(f"{path}: could not be written ({storage_cause(error, path)})") from None
 
 
 def read_run_json(run_dir: str) -> dict | None:
