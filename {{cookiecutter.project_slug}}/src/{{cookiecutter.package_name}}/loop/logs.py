@@ -94,9 +94,9 @@ class RunLog:
 class EventFile:
     """One TensorBoard event file, written by the loop itself: one event per log line, each
     flushed, no TensorFlow call (far cheaper between compiled calls than `tf.summary` in a
-    traced function). A write that fails raises here, in the loop, naming the file and the real cause:
-    TensorBoard's `EventFileWriter` writes from a thread of its own, whose failure printed a
-    traceback and came back later without a path."""
+    traced function). A write that fails raises here, in the loop, naming the file and the
+    real cause: TensorBoard's `EventFileWriter` writes from a thread of its own, whose failure
+    printed a traceback and came back later without a path."""
 
     _numbers = itertools.count()
 
