@@ -129,7 +129,7 @@ def test_default_task_option_sets_the_default_config_and_ships_every_task(bake, 
         assert (project / f"src/custom_tf_project/tasks/{module}.py").is_file()
 
 
-@pytest.mark.parametrize("kit", ["solutions", "exercises"])
+@pytest.mark.parametrize("kit", ["none", "solutions", "exercises"])
 def test_bake_passes_ruff_with_its_own_configuration(bake, kit):
     project = bake(starter_kit=kit)
     ruff = Path(sys.executable).parent / "ruff"

@@ -1,7 +1,11 @@
 """Shared fixtures: the real default config, shrunk to run in seconds inside `tmp_path`.
 
+A test taking `task` runs once per task of the package (`pytest --task=NAME` picks one).
+{%- if cookiecutter.starter_kit != "none" %}
+
 An unfinished exercise (exercises kit) makes the tests it stops expected failures: see
 `pytest_runtest_makereport` below.
+{%- endif %}
 """
 
 import os
@@ -14,11 +18,13 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+{% if cookiecutter.starter_kit != "none" -%}
 from {{ cookiecutter.package_name }}.check import (  # noqa: E402
     deciding_exercise,
     unfinished_exercise,
     unfinished_exercise_in_output,
 )
+{% endif -%}
 from {{ cookiecutter.package_name }}.config import load_config  # noqa: E402
 from {{ cookiecutter.package_name }}.tasks.base import shipped_tasks, task_class  # noqa: E402
 
@@ -134,6 +140,8 @@ def fresh_keras_state():
     keras.mixed_precision.set_global_policy("float32")
     keras.backend.clear_session(free_memory=False)
 
+{%- if cookiecutter.starter_kit != "none" %}
+
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(call):
@@ -159,7 +167,8 @@ def pytest_runtest_makereport(call):
             (
                 "exercise",
                 f"this test decides exercise {exercise.name}: "
-                f"{exercise.where} (its docstring says what to write)",
+                f"{exercise.where} (the comment atop its body says what to write)",
             )
         )
     return report
+{%- endif %}

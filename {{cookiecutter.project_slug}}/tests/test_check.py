@@ -1,6 +1,7 @@
 """The progress command's pieces: exercise messages, statuses and the tests it names."""
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -10,8 +11,8 @@ import {{ cookiecutter.package_name }} as package
 from {{ cookiecutter.package_name }}.check import (
     EXERCISES,
     Outcomes,
-    autograder_results,
     deciding_exercise,
+    grades,
     status_of,
     statuses_of,
     unfinished_exercise,
@@ -24,7 +25,7 @@ RAISED = re.compile(r'NotImplementedError\(\s*"Exercise (\w+): ')
 
 
 def message(name):
-    return f"Exercise {name}: not written yet (see its docstring)"
+    return f"Exercise {name}: not written yet (the comment above says what to write)"
 
 
 def test_the_innermost_exercise_message_is_found_through_re_raised_errors():
@@ -107,7 +108,7 @@ def fake_outcomes(results):
     return outcomes
 
 
-def test_rows_count_tests_and_the_autograder_json_gives_one_point_per_exercise_done():
+def test_rows_count_tests_and_each_exercise_done_earns_its_points_with_the_reason_of_a_failure():
     metric_test = "tests/components/test_metrics.py::test_streaming_mae_is_exact_over_uneven"
     outcomes = fake_outcomes(
         {
@@ -123,11 +124,32 @@ def test_rows_count_tests_and_the_autograder_json_gives_one_point_per_exercise_d
     assert rows["loss"] == ["done", 1, 1]
     assert rows["metric"] == ["failing", 0, 1]
     assert rows["train_step"][0] == "waits for metric"  # the first earlier one failing
-    results = autograder_results(statuses_of(outcomes), outcomes)
-    assert results["score"] == 1.0
-    metric = next(test for test in results["tests"] if test["name"] == "metric")
-    assert metric["max_score"] == 1.0 and metric["score"] == 0.0
-    assert "assert 2.5 == 2.0" in metric["output"] and metric_test in metric["output"]
+    found = {grade.name: grade for grade in grades(statuses_of(outcomes), outcomes)}
+    assert sum(grade.points for grade in found.values()) == 1
+    assert (found["loss"].points, found["metric"].points, found["train_step"].points) == (1, 0, 0)
+    assert found["metric"].max_points == 1
+    assert found["metric"].reason == f"{metric_test}: assert 2.5 == 2.0"
+    assert found["train_step"].status == "waits for metric"
+
+
+def test_each_file_of_hidden_tests_is_one_hidden_item_after_the_exercises():
+    hidden = "tests/hidden/test_teacher.py::test_{}"
+    outcomes = fake_outcomes(
+        {
+            hidden.format("a"): "passed",
+            hidden.format("b"): ("failed", "assert 3 == 4"),
+            "tests/hidden/test_other.py::test_c": "passed",
+        }
+    )
+    found = grades(statuses_of(outcomes), outcomes)
+    assert [grade.name for grade in found[len(EXERCISES) :]] == [
+        "hidden: test_other.py",
+        "hidden: test_teacher.py",
+    ]
+    other, teacher = found[len(EXERCISES) :]
+    assert (other.hidden, other.points, other.status) == (True, 1, "done")
+    assert (teacher.points, teacher.status, teacher.passed, teacher.total) == (0, "failing", 1, 2)
+    assert teacher.reason == f"{hidden.format('b')}: assert 3 == 4"
 
 
 def test_exercises_have_unique_names_and_every_deciding_test_exists():
@@ -156,7 +178,7 @@ def test_every_exercise_left_in_the_source_is_in_the_table():
 @pytest.mark.parametrize(
     ("target", "name"),
     [
-        ("{{ cookiecutter.package_name }}.loop.trainer.Trainer._replica_train_step", "train_step"),
+        ("{{ cookiecutter.package_name }}.tasks.base.Task.train_step", "train_step"),
         ("{{ cookiecutter.package_name }}.models.residual_regressor.ResidualRegressor.call", "model"),
     ],
     ids=["train_step", "model"],
@@ -212,8 +234,12 @@ def test_check_name_grades_one_exercise_and_a_failure_shows_the_numbers(tmp_path
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.match(r"regularizer: done \((\d+) of \1 tests pass\)\n", done.stdout), done.stdout
     source.write_text(text.replace("ops.abs(weights)", "ops.square(weights)"), encoding="utf-8")
-    failing = check(project, "regularizer")
+    failing = check(project, "regularizer", "--json", str(tmp_path / "results.json"))
     assert failing.returncode == 1
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert [(t["name"], t["score"], t["max_score"]) for t in results["tests"]] == [
+        ("regularizer", 0.0, 1.0)
+    ]
     lines = failing.stdout.splitlines()
     assert re.match(r"regularizer: failing \(\d+ of \d+ tests pass\)", lines[0]), lines
     assert lines[1].strip().startswith("tests/components/test_regularizers.py::")

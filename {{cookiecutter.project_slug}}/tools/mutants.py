@@ -244,49 +244,49 @@ MUTANTS = (
     ),
     Mutant(
         "train_step",
-        "loop/trainer.py",
+        "tasks/base.py",
         "model_loss = tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses] or [0.0])",
         "model_loss = tf.constant(0.0)",
         "forgets the model's own losses",
     ),
     Mutant(
         "train_step",
-        "loop/trainer.py",
+        "tasks/base.py",
         "scaled_loss = first.scale_loss(loss) if self.loss_scaled else loss",
         "scaled_loss = loss",
         "no loss scaling under float16",
     ),
     Mutant(
         "train_step",
-        "loop/trainer.py",
+        "tasks/base.py",
         "predictions = self.model(inputs, training=True)",
         "predictions = self.model(inputs, training=False)",
         "the model in inference mode",
     ),
     Mutant(
         "train_step",
-        "loop/trainer.py",
+        "tasks/base.py",
         "loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)",
         "loss = tf.reduce_mean(per_example)",
         "averages per replica, not over the global batch",
     ),
     Mutant(
         "train_step",
-        "loop/trainer.py",
+        "tasks/base.py",
         "loss += tf.nn.scale_regularization_loss(model_loss)",
         "loss += model_loss",
         "the model's losses counted once per replica",
     ),
     Mutant(
         "train_step",
-        "loop/trainer.py",
+        "tasks/base.py",
         'self.train_metrics["loss"].update_state(per_example + model_loss)',
         'self.train_metrics["loss"].update_state(per_example)',
         "the logged loss leaves out the model's own losses",
     ),
     Mutant(
         "train_step",
-        "loop/trainer.py",
+        "tasks/base.py",
         "optimizer.apply_gradients(zip(gradients[start:end], variables))",
         "optimizer.apply_gradients(zip(gradients[: end - start], variables))",
         "gives every optimizer the first gradients",
@@ -300,7 +300,7 @@ MUTANTS = (
     ),
     Mutant(
         "train_step",
-        "loop/trainer.py",
+        "tasks/base.py",
         "gradients, grad_norm = self.modify_gradients(gradients, loss_scale)",
         "gradients, grad_norm = self.modify_gradients(gradients, 1.0)",
         "clips and reports the scaled gradients under float16",
@@ -413,7 +413,7 @@ MUTANTS = (
     ),
     Mutant(
         "train_step",
-        "loop/trainer.py",
+        "tasks/base.py",
         'self.train_metrics["grad_norm"].update_state(grad_norm)',
         'self.train_metrics["grad_norm"].update_state(\n'
         "            tf.linalg.global_norm(gradients) / loss_scale\n"
@@ -422,14 +422,14 @@ MUTANTS = (
     ),
     Mutant(
         "train_step",
-        "loop/trainer.py",
+        "tasks/base.py",
         'self.train_metrics["loss"].update_state(per_example + model_loss)',
         'self.train_metrics["loss"].update_state(loss)',
         "logs the replica's share of the loss (halved on 2 replicas)",
     ),
     Mutant(
         "train_step",
-        "loop/trainer.py",
+        "tasks/base.py",
         'self.train_metrics["loss"].update_state(per_example + model_loss)',
         'self.train_metrics["loss"].update_state(\n'
         "            per_example + tf.nn.scale_regularization_loss(model_loss)\n"
@@ -438,7 +438,7 @@ MUTANTS = (
     ),
     Mutant(
         "train_step",
-        "loop/trainer.py",
+        "tasks/base.py",
         "for metric in self.task_train_metrics:\n"
         "            metric.update_state(targets, predictions)",
         "for metric in self.task_train_metrics:\n"
@@ -447,7 +447,7 @@ MUTANTS = (
     ),
     Mutant(
         "train_step",
-        "loop/trainer.py",
+        "tasks/base.py",
         "scaled_loss = first.scale_loss(loss) if self.loss_scaled else loss",
         "scaled_loss = (\n"
         "                first.scale_loss(tf.reduce_mean(per_example) + model_loss)\n"

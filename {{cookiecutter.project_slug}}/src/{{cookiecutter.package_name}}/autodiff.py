@@ -44,10 +44,6 @@ def stable_softplus(z):
         `softplus(z)` and, for autodiff, the gradient function
         `upstream * (1 - 1 / (1 + exp(z)))`, which is finite for every `z`.
 
-    Exercise `custom_gradient` (`tf.custom_gradient`): define `gradient(upstream)` inside this
-    function, returning the gradient above, and return the pair
-    ``(log1p(exp(-|z|)) + max(z, 0), gradient)``: both terms stay finite for every `z`.
-
     Example:
 
     >>> round(float(stable_softplus(tf.constant(0.0))), 4)  # log(2)
@@ -55,6 +51,9 @@ def stable_softplus(z):
     """
 
     # exercise begin: custom_gradient
+    # Exercise `custom_gradient` (`tf.custom_gradient`): define `gradient(upstream)` inside this
+    # function, returning the gradient above, and return the pair ``(log1p(exp(-|z|)) + max(z, 0),
+    # gradient)``: both terms stay finite for every `z`.
     def gradient(upstream):
         return upstream * (1.0 - 1.0 / (1.0 + tf.exp(z)))
 

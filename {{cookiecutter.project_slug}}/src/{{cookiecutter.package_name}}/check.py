@@ -32,11 +32,13 @@ MESSAGE = re.compile(r"Exercise (?P<name>\w+): not written yet \([^)\n]*\)")
 
 @dataclass(frozen=True)
 class Exercise:
-    """One exercise: its name, what to write (under `src/<package>/`), the tests that decide it."""
+    """One exercise: its name, what to write (under `src/<package>/`), the tests that decide it,
+    and the points it is worth (`grading.py` writes them for each platform)."""
 
     name: str
     where: str
     tests: tuple[str, ...]
+    points: int = 1
 
     def functions(self) -> list[tuple[str, str]]:
         """`[(file, "Class.method" or "function")]` that the exercise writes.
@@ -134,7 +136,7 @@ EXERCISES = (
     ),
     Exercise(
         "train_step",
-        "loop/trainer.py: Trainer._replica_train_step",
+        "tasks/base.py: Task.train_step",
         (
             "tests/loop/test_trainer.py",
             "tests/loop/test_distribute.py",
@@ -144,6 +146,10 @@ EXERCISES = (
     ),
 )
 ORDER = {exercise.name: index for index, exercise in enumerate(EXERCISES)}
+# The teacher's tests that students never see: the autograder bundles put them here (see
+# tools/autograders.py); each file is one graded item worth HIDDEN_POINTS.
+HIDDEN = ROOT / "tests" / "hidden"
+HIDDEN_POINTS = 1
 # The earlier exercises whose code the tests of an exercise run (directly; `uses` follows them
 # through): a failure of those tests is blamed on the first of them that fails its own tests.
 USES = {
@@ -263,9 +269,13 @@ def status_of(name, outcomes, earlier=()):
     return "done"
 
 
-# Lines of an assertion message that hold the numbers: numpy's mismatch summary and its arrays,
-# pytest's "where" and approx lines.
-NUMBERS = re.compile(r"Mismatch|Max (absolute|relative)|^\s*[xy]: |^\s*[+-] |approx|where ")
+# Lines of an assertion message that hold the numbers: numpy's mismatch summary, the values at
+# each index and its arrays (`x:`/`y:` before numpy 2, `ACTUAL:`/`DESIRED:` since), pytest's
+# "where" and approx lines.
+NUMBERS = re.compile(
+    r"Mismatch|Max (absolute|relative)|ACTUAL|DESIRED|^\s*\[[\d, ]+\]:|^\s*[xy]: |^\s*[+-] "
+    r"|approx|where "
+)
 
 
 def failure_line(message):
@@ -284,7 +294,9 @@ def failure_line(message):
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     if not lines:
         return ""
-    shown = lines[:2] + [line for line in lines[2:] if NUMBERS.search(line)][:6]
+    shown = lines[:2] + [line for line in lines[2:] if NUMBERS.search(line)][:8]
+    if "in user code" in lines[0] and lines[-1] not in shown:  # TensorFlow's own message is last
+        shown.append(lines[-1])
     return " | ".join(shown)
 
 
@@ -328,9 +340,9 @@ class Outcomes:
         ]
 
 
-def run_deciding_tests(exercises=EXERCISES):
-    """Runs the deciding tests of `exercises` (default: all) in this process; returns
-    (Outcomes, exit code, pytest's output)."""
+def run_deciding_tests(exercises=EXERCISES, hidden=False):
+    """Runs the deciding tests of `exercises` (default: all), and with `hidden` the teacher's
+    hidden tests, in this process; returns (Outcomes, exit code, pytest's output)."""
     import pytest
 
     outcomes, output = Outcomes(), io.StringIO()
@@ -341,6 +353,8 @@ def run_deciding_tests(exercises=EXERCISES):
         for test in exercise.tests
     )
     arguments = [str(ROOT / test) for test in selected]
+    if hidden and HIDDEN.is_dir():
+        arguments.append(str(HIDDEN))
     with contextlib.redirect_stdout(output):
         code = pytest.main(
             [*arguments, "-q", "-m", "not slow", "-p", "no:cacheprovider", "--rootdir", str(ROOT)],
@@ -381,33 +395,62 @@ def table(rows, outcomes=None):
             lines.append(f"Failing: {exercise.name}:")
             for nodeid, message in (outcomes.failed_tests(exercise) if outcomes else [])[:3]:
                 lines.append(f"  {nodeid}")
-                lines.append(f"    {message[:400]}")
+                lines.append(f"    {message[:600]}")
             lines.append(f"  run `pytest {' '.join(exercise.tests[:1])}` to read the whole story.")
     to_do = [exercise for exercise, status, _, _ in rows if status == "to do"]
     if to_do:
-        lines.append(f"Next: {to_do[0].name}: write {to_do[0].where} (its docstring says how).")
+        lines.append(f"Next: {to_do[0].name}: write {to_do[0].where} (its brief comment says how).")
     elif done == len(rows):
         lines.append(f"All {done} exercises are done.")
     return "\n".join(lines)
 
 
-def autograder_results(rows, outcomes):
-    """The Gradescope `results.json` shape: one test per exercise, 1 point when done."""
-    tests = []
+def grades(rows, outcomes):
+    """The grading outcome: a `grading.Grade` per exercise of `rows` (its points when done, the
+    first failing test's reason), then one per file of hidden tests that ran."""
+    from {{ cookiecutter.package_name }}.grading import Grade
+
+    found = []
     for exercise, status, passed, total in rows:
         failures = outcomes.failed_tests(exercise)
-        output = f"{status}: {passed} of {total} tests pass"
-        output += "".join(f"\n{nodeid}: {message[:300]}" for nodeid, message in failures[:5])
-        tests.append(
-            {
-                "name": exercise.name,
-                "score": 1.0 if status == "done" else 0.0,
-                "max_score": 1.0,
-                "status": "passed" if status == "done" else "failed",
-                "output": output,
-            }
-        )
-    return {"score": sum(test["score"] for test in tests), "tests": tests}
+        reason = f"{failures[0][0]}: {failures[0][1][:600]}" if failures else ""
+        points = exercise.points if status == "done" else 0
+        found.append(Grade(exercise.name, points, exercise.points, status, passed, total, reason))
+    hidden = {}
+    for nodeid, outcome in outcomes.by_test.items():
+        if nodeid.startswith("tests/hidden/"):
+            hidden.setdefault(nodeid.split("::")[0], []).append((nodeid, outcome))
+    for path, results in sorted(hidden.items()):
+        outcomes_here = [outcome for _, outcome in results]
+        waiting = [o.split(":", 1)[1] for o in outcomes_here if o.startswith("xfailed:")]
+        failed = [nodeid for nodeid, outcome in results if outcome == "failed"]
+        status = "failing" if failed else f"waits for {waiting[0]}" if waiting else "done"
+        reason = f"{failed[0]}: {outcomes.failures.get(failed[0], '')[:600]}" if failed else ""
+        passed = outcomes_here.count("passed")
+        points = HIDDEN_POINTS if status == "done" else 0
+        name = "hidden: " + path.removeprefix("tests/hidden/")
+        found.append(Grade(name, points, HIDDEN_POINTS, status, passed, len(results), reason, True))
+    return found
+
+
+def write_reports(found, gradescope=None, classroom50=None, summary=None):
+    """Writes the grading outcome: Gradescope's results.json at `gradescope`; Classroom 50's
+    result.json and release-body.md into the folder `classroom50`; the Markdown table appended
+    to `summary` (a job summary file)."""
+    from {{ cookiecutter.package_name }} import grading
+
+    if gradescope:
+        Path(gradescope).parent.mkdir(parents=True, exist_ok=True)
+        Path(gradescope).write_text(json.dumps(grading.gradescope(found), indent=2), "utf-8")
+    if classroom50:
+        folder = Path(classroom50)
+        folder.mkdir(parents=True, exist_ok=True)
+        result = json.dumps(grading.classroom50(found), indent=2)
+        (folder / "result.json").write_text(result + "\n", "utf-8")
+        (folder / "release-body.md").write_text(grading.summary(found), "utf-8")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as file:
+            file.write(grading.summary(found))
 
 
 # Written by the template's post-generation hook above the imports of a file with exercises.
@@ -415,7 +458,7 @@ KEEP_IMPORTS = "# ruff: noqa: F401 - the exercises below use these imports\n"
 
 
 def stub(name):
-    return f"Exercise {name}: not written yet (see its docstring and README concept map)"
+    return f"Exercise {name}: not written yet (the comment above says what to write)"
 
 
 def reset(exercise, package_dir=PACKAGE_DIR, keep=None):
@@ -480,8 +523,14 @@ def main(argv=None):
         metavar="NAME",
         help="grade this exercise only (exit 0 when it is done)",
     )
+    parser.add_argument("--json", metavar="PATH", help="also write Gradescope's results.json")
     parser.add_argument(
-        "--json", metavar="PATH", help="also write an autograder results.json (Gradescope shape)"
+        "--classroom50",
+        metavar="DIR",
+        help="also write Classroom 50's result.json and release-body.md into DIR",
+    )
+    parser.add_argument(
+        "--summary", metavar="PATH", help="also append the grade as a Markdown table to PATH"
     )
     parser.add_argument("--hint", metavar="NAME", choices=list(ORDER), help="how to do NAME")
     parser.add_argument(
@@ -491,7 +540,7 @@ def main(argv=None):
     if args.hint:
         exercise = EXERCISES[ORDER[args.hint]]
         print(f"{exercise.name} ({exercise.where}): {HINTS[exercise.name]}")
-        print(f"  decided by: pytest {exercise.tests[0]}")
+        print("  decided by:", *(f"    pytest {test}" for test in exercise.tests), sep="\n")
         return 0
     if args.reset:
         import time
@@ -515,7 +564,7 @@ def main(argv=None):
         )
         return 2
     chosen = [EXERCISES[ORDER[args.name]]] if args.name else EXERCISES
-    outcomes, code, output = run_deciding_tests(chosen)
+    outcomes, code, output = run_deciding_tests(chosen, hidden=not args.name)
     if code not in (0, 1):  # 0: all passed, 1: some failed; anything else: could not run them
         print(
             output,
@@ -526,15 +575,18 @@ def main(argv=None):
         return 2
     rows = statuses_of(outcomes)
     if args.name:
-        exercise, status, passed, total = rows[ORDER[args.name]]
+        rows = [rows[ORDER[args.name]]]
+    found = grades(rows, outcomes)
+    write_reports(found, args.json, args.classroom50, args.summary)
+    if args.name:
+        exercise, status, passed, total = rows[0]
         print(f"{exercise.name}: {status} ({passed} of {total} tests pass)")
         for nodeid, message in outcomes.failed_tests(exercise)[:3]:
-            print(f"  {nodeid}\n    {message[:400]}")
+            print(f"  {nodeid}\n    {message[:600]}")
         return 0 if status == "done" else 1
     print(table(rows, outcomes))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as file:
-            json.dump(autograder_results(rows, outcomes), file, indent=2)
+    for grade in found[len(rows) :]:
+        print(f"Hidden tests {grade.name.removeprefix('hidden: ')}: {grade.status}")
     return 1 if any(status == "failing" for _, status, _, _ in rows) else 0
 
 

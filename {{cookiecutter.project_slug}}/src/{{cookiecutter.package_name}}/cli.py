@@ -19,7 +19,9 @@ import sys
 import warnings
 from collections.abc import Callable
 
+{% if cookiecutter.starter_kit != "none" -%}
 from .check import unfinished_exercise
+{% endif -%}
 from .config import Config, ConfigError, flat, load_config
 from .errors import (
     EXIT_DIVERGED,
@@ -123,12 +125,14 @@ def execute(main: Callable[[Config], object], cfg: Config, tensorflow: bool = Tr
     except AlreadyDone as done:
         print(done, file=sys.stderr)
         return 0
+{%- if cookiecutter.starter_kit != "none" %}
     except NotImplementedError as error:
         unfinished = unfinished_exercise(error)
         if unfinished is None:
             raise
         print(f"error: {unfinished}; `make check` shows what is left", file=sys.stderr)
         return EXIT_USAGE
+{%- endif %}
     except (RunError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -39,15 +39,14 @@ def scaled_softplus(x, scale=1.0):
     Returns:
         A tensor shaped like `x`.
 
-    Exercise `activation` (a custom activation function): convert `x` to a tensor, then return
-    ``softplus(scale * x) / scale`` with `keras.ops`, so the result keeps the dtype of `x`.
-
     Example:
 
     >>> [round(v, 3) for v in ops.convert_to_numpy(scaled_softplus([-10.0, 10.0])).tolist()]
     [0.0, 10.0]
     """
     # exercise begin: activation
+    # Exercise `activation` (a custom activation function): convert `x` to a tensor, then return
+    # ``softplus(scale * x) / scale`` with `keras.ops`, so the result keeps the dtype of `x`.
     x = ops.convert_to_tensor(x)
     return ops.softplus(x * scale) / scale
     # exercise end

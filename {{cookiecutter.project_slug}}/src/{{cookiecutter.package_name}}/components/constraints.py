@@ -24,15 +24,14 @@ def positive_weights(weights):
     Returns:
         A tensor like `weights` with every negative entry set to 0.
 
-    Exercise `constraint` (a custom constraint; `PositiveWeights.__call__` too): return the
-    weights with every negative entry replaced by 0 (`ops.where` or `ops.maximum`).
-
     Example:
 
     >>> ops.convert_to_numpy(positive_weights(ops.convert_to_tensor([-3.0]))).tolist()
     [0.0]
     """
     # exercise begin: constraint
+    # Exercise `constraint` (a custom constraint; `PositiveWeights.__call__` too): return the
+    # weights with every negative entry replaced by 0 (`ops.where` or `ops.maximum`).
     return ops.where(weights < 0, ops.zeros_like(weights), weights)
     # exercise end
 
@@ -43,10 +42,6 @@ class PositiveWeights(keras.constraints.Constraint):
 
     Args:
         min_value: Non-negative float floor; 0 gives `positive_weights`.
-
-    Exercise `constraint`, second part: `__call__` returns the weights clipped from below at
-    `min_value`, the floor cast to the weights' dtype first, so that float16 or bfloat16 weights
-    come back in their own dtype. The optimizer calls it after every update.
 
     Example:
 
@@ -61,6 +56,9 @@ class PositiveWeights(keras.constraints.Constraint):
 
     def __call__(self, weights):
         # exercise begin: constraint
+        # Exercise `constraint`, second part: `__call__` returns the weights clipped from below at
+        # `min_value`, the floor cast to the weights' dtype first, so that float16 or bfloat16
+        # weights come back in their own dtype. The optimizer calls it after every update.
         return ops.maximum(weights, ops.cast(self.min_value, weights.dtype))
         # exercise end
 

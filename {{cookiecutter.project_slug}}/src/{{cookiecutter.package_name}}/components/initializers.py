@@ -34,16 +34,15 @@ def glorot_normal_gain(shape, dtype=None):
     Returns:
         A tensor of normal samples with stddev `sqrt(2 / (fan_in + fan_out))`.
 
-    Exercise `initializer` (a custom initializer; `GlorotNormalGain.__call__` too): return
-    `keras.random.normal` samples of `shape` and `dtype` whose stddev is
-    `_glorot_stddev(shape, gain)`, with gain 1 here.
-
     Example:
 
     >>> tuple(glorot_normal_gain((3, 5)).shape)
     (3, 5)
     """
     # exercise begin: initializer
+    # Exercise `initializer` (a custom initializer; `GlorotNormalGain.__call__` too): return
+    # `keras.random.normal` samples of `shape` and `dtype` whose stddev is `_glorot_stddev(shape,
+    # gain)`, with gain 1 here.
     return keras.random.normal(shape, stddev=_glorot_stddev(shape, 1.0), dtype=dtype)
     # exercise end
 
@@ -59,9 +58,6 @@ class GlorotNormalGain(keras.initializers.Initializer):
     Args:
         gain: Positive float multiplying the standard deviation.
         seed: Optional integer for reproducible values.
-
-    Exercise `initializer`, second part: `__call__` draws like `glorot_normal_gain`, with
-    `self.gain` and `seed=self._draw_seed`, so that every call returns the same values.
 
     Example:
 
@@ -81,6 +77,8 @@ class GlorotNormalGain(keras.initializers.Initializer):
 
     def __call__(self, shape, dtype=None):
         # exercise begin: initializer
+        # Exercise `initializer`, second part: `__call__` draws like `glorot_normal_gain`, with
+        # `self.gain` and `seed=self._draw_seed`, so that every call returns the same values.
         stddev = _glorot_stddev(shape, self.gain)
         return keras.random.normal(shape, stddev=stddev, dtype=dtype, seed=self._draw_seed)
         # exercise end

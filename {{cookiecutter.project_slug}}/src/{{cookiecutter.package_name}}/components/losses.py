@@ -27,18 +27,17 @@ def huber(y_true, y_pred, threshold=1.0):
     Returns:
         Per-sample losses, shape `(batch, ...)`.
 
-    Exercise `loss` (a custom loss function; `HuberLoss.call` calls it): convert `y_pred` to a
-    tensor and cast `y_true` to its dtype (never the reverse: integer targets would truncate
-    the predictions); with ``e = y_true - y_pred`` take ``0.5 * e**2`` where
-    ``|e| < threshold`` and ``threshold * |e| - 0.5 * threshold**2`` elsewhere (`ops.where`),
-    then the mean over the last axis.
-
     Example:
 
     >>> ops.convert_to_numpy(huber([[1.0], [1.0]], [[1.5], [4.0]], threshold=2.0)).tolist()
     [0.125, 4.0]
     """
     # exercise begin: loss
+    # Exercise `loss` (a custom loss function; `HuberLoss.call` calls it): convert `y_pred` to a
+    # tensor and cast `y_true` to its dtype (never the reverse: integer targets would truncate the
+    # predictions); with ``e = y_true - y_pred`` take ``0.5 * e**2`` where ``|e| < threshold`` and
+    # ``threshold * |e| - 0.5 * threshold**2`` elsewhere (`ops.where`), then the mean over the last
+    # axis.
     y_pred = ops.convert_to_tensor(y_pred)
     y_true = ops.cast(y_true, y_pred.dtype)
     error = y_true - y_pred

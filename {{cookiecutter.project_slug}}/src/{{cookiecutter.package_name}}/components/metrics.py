@@ -32,12 +32,6 @@ class StreamingMAE(keras.metrics.Metric):
     Returns:
         `result()`: a scalar, the (weighted) mean of per-sample MAE.
 
-    Exercise `metric` (a streaming metric: `update_state` and `result`): `update_state` casts
-    both inputs to `self.dtype`, takes each sample's MAE (mean over the last axis), weights it
-    (weights of 1 without `sample_weight`) and adds the weighted sum to `self.total` and the
-    sum of weights to `self.count` (`assign_add`); `result` returns ``total / count``, or 0
-    before any update (`ops.divide_no_nan`).
-
     Example:
 
     >>> metric = StreamingMAE()
@@ -53,6 +47,11 @@ class StreamingMAE(keras.metrics.Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         # exercise begin: metric
+        # Exercise `metric` (a streaming metric: `update_state` and `result`): `update_state` casts
+        # both inputs to `self.dtype`, takes each sample's MAE (mean over the last axis), weights it
+        # (weights of 1 without `sample_weight`) and adds the weighted sum to `self.total` and the
+        # sum of weights to `self.count` (`assign_add`); `result` returns ``total / count``, or 0
+        # before any update (`ops.divide_no_nan`).
         y_pred = ops.cast(y_pred, self.dtype)
         y_true = ops.cast(y_true, self.dtype)
         per_sample = ops.mean(ops.abs(y_true - y_pred), axis=-1)

@@ -23,16 +23,15 @@ def l1_penalty(weights, factor=0.01):
     Returns:
         A scalar tensor `factor * sum(abs(weights))`.
 
-    Exercise `regularizer` (a custom regularizer; `L1Penalty` calls this function): return
-    ``factor * sum(|weights|)`` with `ops.sum` and `ops.abs`. Keras adds the value to
-    `layer.losses` for every kernel that has the regularizer.
-
     Example:
 
     >>> round(float(l1_penalty(ops.ones((2, 3)))), 4)
     0.06
     """
     # exercise begin: regularizer
+    # Exercise `regularizer` (a custom regularizer; `L1Penalty` calls this function): return
+    # ``factor * sum(|weights|)`` with `ops.sum` and `ops.abs`. Keras adds the value to
+    # `layer.losses` for every kernel that has the regularizer.
     return factor * ops.sum(ops.abs(weights))
     # exercise end
 

@@ -49,13 +49,6 @@ class ResidualRegressor(keras.Model):
     Returns:
         Predictions of shape `(batch, output_units)`, always float32.
 
-    Exercise `model` (a subclassed model: `call`): run `input_projection` on the inputs, then
-    `noise` on its output (pass `training` on; the noise perturbs the projected features, not
-    the raw inputs), every block of `self.blocks` and `output_layer`. Reconstruct the inputs from
-    the last hidden features with `reconstruction_head`; add
-    ``reconstruction_weight * mean((reconstruction - inputs)**2)``, computed in float32, with
-    `self.add_loss`, and update `reconstruction_tracker` with it only when `training`.
-
     Example:
 
     >>> model = ResidualRegressor(hidden_units=4, num_blocks=0, l1=0.0, seed=1)
@@ -152,6 +145,12 @@ class ResidualRegressor(keras.Model):
 
     def call(self, inputs, training=False):
         # exercise begin: model
+        # Exercise `model` (a subclassed model: `call`): run `input_projection` on the inputs, then
+        # `noise` on its output (pass `training` on; the noise perturbs the projected features, not
+        # the raw inputs), every block of `self.blocks` and `output_layer`. Reconstruct the inputs
+        # from the last hidden features with `reconstruction_head`; add ``reconstruction_weight *
+        # mean((reconstruction - inputs)**2)``, computed in float32, with `self.add_loss`, and
+        # update `reconstruction_tracker` with it only when `training`.
         hidden = self.input_projection(inputs)
         hidden = self.noise(hidden, training=training)
         for block in self.blocks:

@@ -35,13 +35,6 @@ class CustomDense(keras.layers.Layer):
     Returns:
         Tensor of shape `(batch, ..., units)`.
 
-    Exercise `dense_layer` (a custom layer: `build` and `call`): `build` creates `self.kernel`,
-    shape `(input_dim, units)` where `input_dim` is the LAST axis of `input_shape` (inputs may
-    have any rank), with `self.add_weight(name="kernel", ...)` and the initializer,
-    regularizer and constraint; then `self.bias`, shape `(units,)`, zeros (or `None` without
-    `use_bias`); then `self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: input_dim})`.
-    `call` returns ``activation(inputs @ kernel + bias)`` (`ops.matmul`).
-
     Example:
 
     >>> layer = CustomDense(2, kernel_initializer="ones")
@@ -71,6 +64,13 @@ class CustomDense(keras.layers.Layer):
 
     def build(self, input_shape):
         # exercise begin: dense_layer
+        # Exercise `dense_layer` (a custom layer: `build` and `call`): `build` creates
+        # `self.kernel`, shape `(input_dim, units)` where `input_dim` is the LAST axis of
+        # `input_shape` (inputs may have any rank), with `self.add_weight(name="kernel", ...)` and
+        # the initializer, regularizer and constraint; then `self.bias`, shape `(units,)`, zeros (or
+        # `None` without `use_bias`); then `self.input_spec = keras.layers.InputSpec(min_ndim=2,
+        # axes={-1: input_dim})`. `call` returns ``activation(inputs @ kernel + bias)``
+        # (`ops.matmul`).
         input_dim = input_shape[-1]
         self.kernel = self.add_weight(
             name="kernel",

@@ -33,9 +33,6 @@ class ResidualBlock(keras.layers.Layer):
     Returns:
         Tensor of the same shape as `inputs`.
 
-    Exercise `residual_block` (a layer made of layers: `call`): pass `inputs` through every
-    layer of `self.hidden` in turn and return ``inputs + outputs``, the skip connection.
-
     Example:
 
     >>> block = ResidualBlock(3, kernel_initializer="zeros")
@@ -96,6 +93,8 @@ class ResidualBlock(keras.layers.Layer):
 
     def call(self, inputs):
         # exercise begin: residual_block
+        # Exercise `residual_block` (a layer made of layers: `call`): pass `inputs` through every
+        # layer of `self.hidden` in turn and return ``inputs + outputs``, the skip connection.
         outputs = inputs
         for layer in self.hidden:
             outputs = layer(outputs)
