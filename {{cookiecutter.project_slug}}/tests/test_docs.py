@@ -58,6 +58,7 @@ def test_the_docs_site_builds_strictly_with_every_page_and_link(tmp_path):
 
     for task in shipped_tasks():
         assert f"task={task}" in reference, task
+    assert "<code>{{ cookiecutter.default_task }}</code> (default)" in reference
 
 
 def test_the_front_page_is_short_and_points_into_the_docs():
@@ -96,6 +97,7 @@ NOT_RUN = {
     "python -m venv .venv && . .venv/bin/activate": "the tests run in the installed environment",
     "pip install -e '.[dev]'": "installed already",
     "tensorboard --logdir runs": "a server; the event files it reads are checked below",
+    'pytest -m "not slow" --task=<name>': "a placeholder; this suite runs on every task",
 }
 
 DRIVER = """
@@ -123,17 +125,21 @@ for kind, text in json.loads(sys.argv[1]):
 """
 
 
-@pytest.mark.slow
-def test_the_tutorial_runs_as_written(tmp_path):
-    shutil.copytree(ROOT / "src", tmp_path / "src")  # the tutorial adds a task file to it
+def steps_of(page: str) -> list[tuple[str, str]]:
+    """The page's task files to write and commands to run, in order."""
     steps = []
-    for language, text in blocks("tutorial.md"):
+    for language, text in blocks(page):
         if language == "python":
             steps.append(("file", text))
             continue
-        for line in command_lines(text):
-            if line not in NOT_RUN:
-                steps.append(("command", line))
+        steps += [("command", line) for line in command_lines(text) if line not in NOT_RUN]
+    return steps
+
+
+@pytest.mark.slow
+def test_the_tutorial_and_the_task_guide_run_as_written(tmp_path):
+    shutil.copytree(ROOT / "src", tmp_path / "src")  # the pages add task files to it
+    steps = steps_of("tutorial.md") + steps_of("tasks.md")
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "src")}
     done = subprocess.run(
         [sys.executable, "-c", DRIVER, json.dumps(steps)],
@@ -154,4 +160,7 @@ def test_the_tutorial_runs_as_written(tmp_path):
     ] == pytest.approx(0.005)
     product = json.loads((runs / "product" / "eval.json").read_text())
     assert product["eval_mae"] < 0.1  # predicting 0 (the mean of x1 * x2) scores 0.25
-    assert [line for line in page_commands("tutorial.md") if line in NOT_RUN] == list(NOT_RUN)
+    gru = json.loads((runs / "gru" / "final_metrics.json").read_text())
+    assert gru["step"] == 3000 and gru["eval_loss"] < 0.1  # predicting the mean scores 0.54
+    shown = page_commands("tutorial.md") + page_commands("tasks.md")
+    assert [line for line in shown if line in NOT_RUN] == list(NOT_RUN)

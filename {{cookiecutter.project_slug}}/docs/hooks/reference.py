@@ -159,9 +159,9 @@ def groups() -> str:
     defaults = composed()
     table = ["| group | option | what it sets |", "|---|---|---|"]
     chosen = defaults["distribute"]["strategy"], defaults["precision"]["policy"]
-    default_task = importlib.import_module(f"{PACKAGE}.config").selected_task([])
     for name, cls in tasks():
-        mark = " (default)" if name == default_task else ""
+        target = f"{cls.__module__}.{cls.__qualname__}"
+        mark = " (default)" if target == defaults["task"]["_target_"] else ""
         table.append(f"| `task` | `{name}`{mark} | {prose(first_paragraph(cls.__doc__))} |")
     for group in GROUPS:
         for path in sorted((conf / group).glob("*.yaml")):
