@@ -17,8 +17,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PACKAGE = "{{ cookiecutter.package_name }}"
 BLOCK = re.compile(r"^```(bash|python)\n(.*?)^```", re.MULTILINE | re.DOTALL)
-# Commands whose `key=value` arguments are the run config's (checked by `load_config`).
-CONFIG_COMMANDS = ("train", "evaluate", "export", "plot", "prepare")
 
 
 def blocks(page: str):
@@ -69,27 +67,38 @@ def test_the_front_page_is_short_and_points_into_the_docs():
 
 
 @pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.md")))
-def test_every_command_in_the_docs_names_keys_and_values_that_exist(page):
-    """A command the docs show with a key or value the config refuses would fail for a reader
-    (a task the page writes itself, and sweeps' comma lists, are left to the tests that run
-    them)."""
+def test_every_command_in_the_docs_names_keys_options_and_values_that_exist(page):
+    """A command the docs show with a key, a value or an option its command refuses would fail
+    for a reader (a task the page writes itself, and sweeps' comma lists, are left to the tests
+    that run them); `--option` and `--sections a,b` must appear in the command's `--help`."""
     from {{ cookiecutter.package_name }}.tasks.base import shipped_tasks
 
-    tasks = shipped_tasks()
+    tasks, options = shipped_tasks(), {}
     for line in page_commands(page):
         words = shlex.split(line)
         if words[:2] != ["python", "-m"] or not words[2].startswith(f"{PACKAGE}."):
             continue
         command = words[2].split(".", 1)[1]
         assert (ROOT / "src" / PACKAGE / f"{command}.py").is_file(), line
+        for flag, value in zip(words[3:], [*words[4:], ""]):
+            if flag.startswith("--") and flag != "--help":
+                names = value.split(",") if flag == "--sections" else []
+                options.setdefault(words[2], set()).update([flag, *names])
         overrides = [word for word in words[3:] if "=" in word and not word.startswith("-")]
         chosen = [word.split("=", 1)[1] for word in overrides if word.startswith("task=")]
-        if command not in CONFIG_COMMANDS or "-m" in words or set(chosen) - set(tasks):
+        if "-m" in words or set(chosen) - set(tasks):
             continue
         try:
             load_config(overrides)
         except Exception as error:
             raise AssertionError(f"{page}: {line}: {error}") from None
+    for module, used in options.items():
+        env = {**os.environ, "COLUMNS": "1000"}  # argparse: no wrapped words
+        shown = subprocess.run(
+            [sys.executable, "-m", module, "--help"], capture_output=True, text=True, env=env
+        ).stdout
+        missing = [name for name in used if not re.search(rf"(?<![\w-]){name}(?!\w)", shown)]
+        assert missing == [], f"{page}: {module} --help does not list {missing}"
 
 
 # Lines of the tutorial the test does not run, and why.
