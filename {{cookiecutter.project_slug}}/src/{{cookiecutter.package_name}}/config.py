@@ -109,6 +109,19 @@ class OptimizerConfig:
 
 
 @dataclass
+class OptimizerSettings:
+    """One named optimizer's own settings (`task.optimizers.<name>.<key>`); an unset key (null)
+    takes the `optimizer` section's value, or the optimizer's own default for the betas."""
+
+    name: str | None = field(default=None, metadata={"choices": (None, *OPTIMIZERS)})
+    learning_rate: float | None = positive(None)
+    schedule: str | None = field(default=None, metadata={"choices": (None, *SCHEDULES)})
+    # Adam's and AdamW's moment decays (a GAN's optimizers often take beta_1=0.5).
+    beta_1: float | None = fraction(None)
+    beta_2: float | None = fraction(None)
+
+
+@dataclass
 class CheckpointConfig:
     # A checkpoint every N steps, at the last step and before a stop by a signal.
     every_steps: int = positive(500)
@@ -239,6 +252,13 @@ def check_fields(section, prefix: str) -> None:
         if dataclasses.is_dataclass(value):
             check_fields(value, f"{key}.")
             continue
+        if isinstance(value, dict):  # named sections, e.g. task.optimizers.<name>
+            for name, item in value.items():
+                if dataclasses.is_dataclass(item):
+                    check_fields(item, f"{key}.{name}.")
+            continue
+        if value is None:  # an unset optional key
+            continue
         check = spec.metadata.get("check")
         if check and isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key}={value}: must be a finite number")
@@ -251,7 +271,8 @@ def check_fields(section, prefix: str) -> None:
             raise ConfigError(f"{key}={value}: must be at least 0 and below 1")
         choices = spec.metadata.get("choices")
         if choices and value not in choices:
-            raise ConfigError(f"{key}={value}: must be one of {', '.join(choices)}")
+            allowed = ", ".join(str(choice) for choice in choices if choice is not None)
+            raise ConfigError(f"{key}={value}: must be one of {allowed}")
 
 
 COUNTED_KEYS = (

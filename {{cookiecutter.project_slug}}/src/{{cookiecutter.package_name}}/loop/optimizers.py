@@ -94,3 +94,50 @@ KERAS_OPTIMIZER_CLASSES = {
 }
 # What the training command builds for `optimizer.name`: the same, Adam and AdamW fused.
 OPTIMIZER_CLASSES = {**KERAS_OPTIMIZER_CLASSES, "adam": Adam, "adamw": AdamW}
+
+
+def optimizer_settings(cfg, name: str, rate: float | None = None) -> dict:
+    """The settings of the optimizer `name`: `optimizer.*`, then `task.optimizers.<name>.*`
+    where set; `rate` (the head's) before the task's own."""
+    settings = cfg.optimizer
+    resolved = {
+        "name": settings.name,
+        "learning_rate": rate or settings.learning_rate,
+        "schedule": settings.schedule,
+        "beta_1": None,
+        "beta_2": None,
+    }
+    own = cfg.task.optimizers.get(name) if cfg.task.optimizers else None
+    if own is not None:
+        resolved.update({key: value for key, value in vars(own).items() if value is not None})
+    return resolved
+
+
+def make_optimizer(cfg, settings: dict, loss_scaled: bool) -> keras.optimizers.Optimizer:
+    """A fresh optimizer of `settings` (`optimizer_settings`): its schedule, moving average of
+    the weights (`optimizer.ema_decay`) and, under `mixed_float16`, loss scaling."""
+    from ..components.schedules import WarmupCosine
+    from ..errors import RunError
+
+    learning_rate = settings["learning_rate"]
+    if settings["schedule"] == "warmup_cosine":  # a function of the optimizer's iterations
+        learning_rate = WarmupCosine(
+            learning_rate,
+            decay_steps=cfg.optimizer.decay_steps or cfg.train.steps,
+            warmup_steps=cfg.optimizer.warmup_steps,
+            final=cfg.optimizer.min_learning_rate,
+        )
+    options = {"learning_rate": learning_rate}
+    if cfg.optimizer.ema_decay:
+        options.update(use_ema=True, ema_momentum=cfg.optimizer.ema_decay)
+    betas = {key: settings[key] for key in ("beta_1", "beta_2") if settings[key] is not None}
+    if betas and settings["name"] not in ("adam", "adamw"):
+        key = next(iter(betas))
+        raise RunError(
+            f"{key}={betas[key]}: only adam and adamw have it (this optimizer is "
+            f"{settings['name']})"
+        )
+    optimizer = OPTIMIZER_CLASSES[settings["name"]](**options, **betas)
+    if loss_scaled:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer

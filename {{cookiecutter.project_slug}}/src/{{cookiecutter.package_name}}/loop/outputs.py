@@ -102,17 +102,19 @@ class OutputLoss(keras.metrics.Mean):
         super().update_state(self.loss(y_true[self.output], prediction), sample_weight)
 
 
-def task_metrics(task, task_loss: TaskLoss) -> list:
+def task_metrics(task, task_loss: TaskLoss | None) -> list:
     """Fresh metrics of `(targets, predictions)` for the loop: the task's own (per output, named
     after it, with named outputs), then each output's loss."""
     metrics = task.build_metrics()
-    if task_loss.outputs is None and not isinstance(metrics, dict):
+    if (task_loss is None or task_loss.outputs is None) and not isinstance(metrics, dict):
         return list(metrics)
     if not isinstance(metrics, dict):
         raise RunError(
             f"task={task.name}: with named outputs, build_metrics returns a dict "
             "{output: [metrics]}, not a list"
         )
+    if task_loss is None:
+        raise RunError(f"task={task.name}: metrics per named output need Task.build_loss")
     unknown = sorted(set(metrics) - set(task_loss.outputs or ()))
     if unknown:
         raise RunError(

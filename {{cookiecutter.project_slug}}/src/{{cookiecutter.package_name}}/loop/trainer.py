@@ -1,18 +1,17 @@
-"""The inner loop: model, optimizers and metrics for one strategy, and the compiled steps.
+"""The inner loop: a task's models, optimizers and metrics under one strategy, and its steps
+compiled into chunks.
 
-Everything is created under `strategy.scope()` and built on a real batch before the first step
-(Keras 3 optimizers under MirroredStrategy fail on variables they first see inside a step).
-`train_steps(iterator, num_steps)` runs `num_steps` steps in one `tf.function` call, pulling each
-batch from the iterator inside the graph (`tf.range` loop), so Python costs nothing per step. It
-traces once per run: `num_steps` is a tensor, so cadence boundaries do not retrace.
+Everything is created under `strategy.scope()` and built before the first step (Keras 3
+optimizers under MirroredStrategy fail on variables they first see inside a step). The step
+itself is the task's (`Task.train_step(batch, loop)`, the reference step unless the task writes
+its own; `loop/step.py` says what it is given). `train_steps(iterator, num_steps)` runs
+`num_steps` of them in one `tf.function` call, pulling each batch from the iterator inside the
+graph (a `tf.range` loop), so Python costs nothing per step; `num_steps` is a tensor, so cadence
+boundaries do not retrace.
 
-Losses under a strategy: each replica averages its per-example losses over the GLOBAL batch
-(`tf.nn.compute_average_loss`) and scales the model's own losses by the replica count
-(`tf.nn.scale_regularization_loss`); the optimizer sums gradients over replicas. The per-replica
-batch is `train.batch_size / num_replicas`.
-
-The task (`tasks/base.py`) supplies the model, the per-example loss and the named metrics; nothing
-here knows which problem it trains.
+What a step returns is logged: before the first call the loop traces the step once, without
+running it, to learn the names it returns, the optimizers it updates and whether it updates
+the task's metrics, and makes a mean for each.
 """
 
 from __future__ import annotations
@@ -24,14 +23,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..components.schedules import WarmupCosine
 from ..config import Config
 from ..errors import RunError
 from ..tasks.base import Task
 from .accumulation import GradientAccumulator
 from .cluster import Cluster
-from .optimizers import OPTIMIZER_CLASSES
-from .outputs import TaskLoss, as_float32, task_metrics
+from .optimizers import make_optimizer, optimizer_settings
+from .outputs import TaskLoss, task_metrics
+from .step import StepContext
 
 
 def seed_states(root) -> list[tf.Variable]:
@@ -54,8 +53,12 @@ def seed_states(root) -> list[tf.Variable]:
     return states
 
 
+def _means(names) -> dict:
+    return {name: keras.metrics.Mean(name=name) for name in names}
+
+
 class Trainer:
-    """Model, optimizers, metrics and compiled train / eval steps under one strategy."""
+    """A task's models, optimizers, metrics and compiled train / eval steps under one strategy."""
 
     def __init__(self, cfg: Config, cluster: Cluster, task: Task, source):
         self.cfg = cfg
@@ -80,50 +83,65 @@ class Trainer:
             )
         keras.mixed_precision.set_global_policy(cfg.precision.policy)
         self.loss_scaled = cfg.precision.policy == "mixed_float16"
-        # On a CPU, TensorFlow's graph optimizer fuses MatMul and BiasAdd into one float16
-        # kernel that took 5 s where the two ops take 3 ms (a Dense of 1024 units on a batch of
-        # 256, TF 2.21, Xeon with AVX512_FP16; eager calls are not fused, so only compiled
-        # steps were slow): float16 without a GPU goes without that rewrite.
+        # TensorFlow's CPU graph rewrite fusing MatMul and BiasAdd has no fast float16 kernel:
+        # float16 without a GPU goes without that rewrite.
         cpu_float16 = self.loss_scaled and not tf.config.list_physical_devices("GPU")
         tf.config.optimizer.set_experimental_options({"remapping": not cpu_float16})
         # Unseeded initializers (Keras' defaults) draw the same weights for the same seed.
         keras.utils.set_random_seed(cfg.seed)
+        self._spec = tf.nest.map_structure(
+            lambda a: tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)),
+            (source.example_inputs, source.example_targets),
+        )
         with self.strategy.scope():
-            self.model = task.build_model()
-            per_replica = self.global_batch_size // self.num_replicas
-            example = tf.nest.map_structure(lambda a: a[:per_replica], source.example_inputs)
-            outputs = self.model(example)
-            # The task's loss (or per-output losses and their weights) as one callable of
-            # (targets, predictions) giving one float32 loss per example.
-            self.loss_fn = TaskLoss(task.build_loss(reduction=None), task.loss_weights(), task.name)
-            self.loss_fn.check_outputs(outputs, source.example_targets, task.name)
-            self.groups = self._optimizer_groups()
-            for optimizer, variables in self.groups:
+            self.models = self._build_models(source)
+            self.model = task.serving_model(self.models)
+            # The task's loss, when it has one, as one callable of (targets, predictions) giving
+            # one float32 loss per example (with named outputs, their weighted sum).
+            self.loss_fn = None
+            if type(task).build_loss is not Task.build_loss:
+                self.loss_fn = TaskLoss(
+                    task.build_loss(reduction=None), task.loss_weights(), task.name
+                )
+                if not task.has_own_step():
+                    self.loss_fn.check_outputs(self._outputs, source.example_targets, task.name)
+            self.optimizer_variables = self._optimizer_variables()
+            self.optimizers = {
+                name: make_optimizer(cfg, optimizer_settings(cfg, name, rate), self.loss_scaled)
+                for name, rate in self._rates.items()
+            }
+            self.appliers = {}
+            for name, optimizer in self.optimizers.items():
+                variables = self.optimizer_variables[name]
                 optimizer.build(variables)
-            if self.accumulate_steps > 1:  # each optimizer behind a sum of micro-batch gradients
-                self.groups = [
-                    (GradientAccumulator(optimizer, variables, self.accumulate_steps), variables)
-                    for optimizer, variables in self.groups
-                ]
-            # The task's metrics take (targets, predictions); the loss and gradient-norm means
-            # are the loop's own.
+                self.appliers[name] = (  # each optimizer behind a sum of micro-batch gradients
+                    GradientAccumulator(optimizer, variables, self.accumulate_steps)
+                    if self.accumulate_steps > 1
+                    else optimizer
+                )
             self.task_train_metrics = task_metrics(task, self.loss_fn)
-            self.train_metrics = {
-                "loss": keras.metrics.Mean(name="loss"),
-                **{metric.name: metric for metric in self.task_train_metrics},
-                "grad_norm": keras.metrics.Mean(name="grad_norm"),
-            }
-            self.eval_metrics = {
-                "loss": keras.metrics.Mean(name="loss"),
-                **{metric.name: metric for metric in task_metrics(task, self.loss_fn)},
-            }
+            self.task_eval_metrics = task_metrics(task, self.loss_fn)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.variables = [v for _, variables in self.groups for v in variables]
+            train = self._trace_once(task.train_step, self.task_train_metrics)
+            evaluation = self._trace_once(task.eval_step, self.task_eval_metrics)
+            self._check_updates(train.used["updates"])
+            self.train_outputs = _means(train.returned)
+            self.grad_norms = _means(dict.fromkeys(train.used["norms"]))
+            self.eval_outputs = _means(evaluation.returned)
+        logged = list(self.train_outputs.values())
+        logged += self.task_train_metrics if train.used["metrics"] else []
+        self.train_metrics = {m.name: m for m in logged + list(self.grad_norms.values())}
+        eval_metrics = self.task_eval_metrics if evaluation.used["metrics"] else []
+        self.eval_metrics = {m.name: m for m in [*self.eval_outputs.values(), *eval_metrics]}
+        self._check_names()
+        self._train_context = StepContext(self, self.task_train_metrics, self.grad_norms)
+        self._eval_context = StepContext(self, self.task_eval_metrics, None)
+        self.variables = [v for vs in self.optimizer_variables.values() for v in vs]
         self.checkpoint = tf.train.Checkpoint(
             step=self.step,
-            model=self.model,
-            seeds=seed_states(self.model),
-            **{f"optimizer_{name}": opt for name, opt in zip(self.group_names, self.optimizers)},
+            seeds=[s for model in self.models.values() for s in seed_states(model)],
+            **{_model_key(name): model for name, model in self.models.items()},
+            **{f"optimizer_{name}": opt for name, opt in self.optimizers.items()},
         )
         replica_step = self._replica_train_step
         if cfg.train.jit_compile:
@@ -139,36 +157,90 @@ class Trainer:
         self._weights_finite = tf.function(self._all_weights_finite)
 
     # -- construction --------------------------------------------------------------------------
-    def _make_optimizer(self, learning_rate: float) -> keras.optimizers.Optimizer:
-        settings = self.cfg.optimizer
-        if settings.schedule == "warmup_cosine":  # a function of the optimizer's iterations
-            learning_rate = WarmupCosine(
-                learning_rate,
-                decay_steps=settings.decay_steps or self.cfg.train.steps,
-                warmup_steps=settings.warmup_steps,
-                final=settings.min_learning_rate,
+    def _build_models(self, source) -> dict:
+        models = self.task.build_models()
+        if not isinstance(models, dict) or not models:
+            raise RunError(
+                f"task={self.task.name}: build_models returns a dict of named keras.Model"
             )
-        ema = {"use_ema": True, "ema_momentum": settings.ema_decay} if settings.ema_decay else {}
-        optimizer = OPTIMIZER_CLASSES[settings.name](learning_rate=learning_rate, **ema)
-        if self.loss_scaled:
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        return optimizer
-
-    def _optimizer_groups(self):
-        """One optimizer for all variables, or one for the body and one for the head."""
-        head_rate = self.cfg.optimizer.head_learning_rate
-        if not head_rate:
-            self.group_names = ["all"]
-            return [
-                (
-                    self._make_optimizer(self.cfg.optimizer.learning_rate),
-                    list(self.model.trainable_variables),
+        self._outputs = None
+        if len(models) == 1:  # one model: built by a call on a real batch
+            (model,) = models.values()
+            per_replica = self.global_batch_size // self.num_replicas
+            example = tf.nest.map_structure(lambda a: a[:per_replica], source.example_inputs)
+            self._outputs = model(example)
+        for name, model in models.items():
+            if not model.weights:
+                raise RunError(
+                    f"task={self.task.name}: model {name!r} has no weights after build_models;"
+                    " give it a keras.Input or call model.build(shape) there"
                 )
-            ]
-        groups = self.task.variable_groups(self.model)
-        rates = {"body": self.cfg.optimizer.learning_rate, "head": head_rate}
-        self.group_names = list(groups)
-        return [(self._make_optimizer(rates[name]), list(vs)) for name, vs in groups.items()]
+        return models
+
+    def _optimizer_variables(self) -> dict[str, list]:
+        head_rate = self.cfg.optimizer.head_learning_rate
+        own = type(self.task).optimizer_variables is not Task.optimizer_variables
+        if head_rate and own:
+            raise RunError(
+                f"optimizer.head_learning_rate={head_rate}: task={self.task.name} names its own "
+                "optimizers; set task.optimizers.<name>.learning_rate instead"
+            )
+        if head_rate:  # one optimizer for the body, one for the head
+            groups = self.task.variable_groups(self.models["model"])
+            self._rates = {"body": None, "head": head_rate}
+        else:
+            groups = self.task.optimizer_variables(self.models)
+            self._rates = dict.fromkeys(groups)
+        groups = {name: list(variables) for name, variables in groups.items()}
+        unknown = sorted(set(self.cfg.task.optimizers or ()) - set(groups))
+        if unknown:
+            raise RunError(
+                f"task.optimizers.{unknown[0]}: task={self.task.name} has no optimizer "
+                f"{unknown[0]}; its optimizers are {', '.join(groups)}"
+            )
+        return groups
+
+    def _trace_once(self, step_fn, metrics):
+        """Traces `step_fn` on every replica without running it; returns its context, holding
+        what it touched, with `returned`, the names of what it returns."""
+        context = StepContext(self, metrics, None)
+        context.returned = []
+
+        def replica(batch):
+            outputs = step_fn(batch, context)
+            if not isinstance(outputs, dict) or not all(isinstance(k, str) for k in outputs):
+                raise RunError(
+                    f"task={self.task.name}: {step_fn.__name__} returns {type(outputs).__name__}"
+                    "; return a dict of named values to log, e.g. {'loss': per_example}"
+                )
+            context.returned[:] = list(outputs)
+            return tf.constant(0)
+
+        traced = tf.function(lambda batch: self.strategy.run(replica, args=(batch,)))
+        traced.get_concrete_function(self._spec)
+        return context
+
+    def _check_updates(self, updates: dict) -> None:
+        repeated = {name: count for name, count in updates.items() if count > self.num_replicas}
+        if self.accumulate_steps > 1 and repeated:
+            name = next(iter(repeated))
+            raise RunError(
+                f"train.accumulate_steps={self.accumulate_steps}: task={self.task.name}'s "
+                f"train_step updates optimizer {name} {repeated[name] // self.num_replicas} "
+                "times a step; accumulation needs one update per optimizer per step"
+            )
+
+    def _check_names(self) -> None:
+        for logged in (list(self.train_metrics) + self._model_metric_names(), self.eval_metrics):
+            seen = set()
+            for name in logged:
+                if name in seen:
+                    raise RunError(
+                        f"task={self.task.name}: two logged values are named {name!r} (the "
+                        "step's returned values, the task's metrics and the gradient norms "
+                        "share one namespace); rename one"
+                    )
+                seen.add(name)
 
     def apply_configured_learning_rates(self) -> None:
         """Sets each optimizer's rate from the config (a checkpoint restores the old one).
@@ -176,99 +248,36 @@ class Trainer:
         A schedule holds its rates as constants, not in the checkpoint: built from the config
         of this process, it already has them.
         """
-        if self.cfg.optimizer.schedule != "constant":
-            return
-        rates = {
-            "all": self.cfg.optimizer.learning_rate,
-            "body": self.cfg.optimizer.learning_rate,
-            "head": self.cfg.optimizer.head_learning_rate,
-        }
-        for name, optimizer in zip(self.group_names, self.optimizers):
-            optimizer.learning_rate = rates[name]
+        for name, optimizer in self.optimizers.items():
+            settings = optimizer_settings(self.cfg, name, self._rates[name])
+            if settings["schedule"] == "constant":
+                optimizer.learning_rate = settings["learning_rate"]
 
     @property
-    def optimizers(self):
-        """The optimizers themselves (behind their accumulators, with accumulate_steps)."""
-        return [getattr(optimizer, "optimizer", optimizer) for optimizer, _ in self.groups]
+    def group_names(self) -> list[str]:
+        return list(self.optimizers)
 
-    # -- one replica's step --------------------------------------------------------------------
-    def modify_gradients(self, gradients, loss_scale):
-        """Clips to `train.clip_norm` (of the unscaled gradients); edit to change gradients.
-
-        Under a strategy this sees one replica's gradients, before they are summed. The norm
-        is that of their sum, the global batch's gradient (one more all-reduce of the gradients
-        on several replicas), so the logged `grad_norm` and the clipped update are the same
-        whatever the number of replicas; each replica's share is scaled by the same factor.
-        """
-        context = tf.distribute.get_replica_context()
-        summed = gradients
-        if context is not None and context.num_replicas_in_sync > 1:
-            summed = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
-        norm = tf.linalg.global_norm(summed) / loss_scale
-        if self.cfg.train.clip_norm:
-            gradients, _ = tf.clip_by_global_norm(
-                gradients, self.cfg.train.clip_norm * loss_scale, use_norm=norm * loss_scale
-            )
-        return gradients, norm
-
+    # -- the compiled steps ----------------------------------------------------------------------
     def _replica_train_step(self, batch):
-        """One replica's step on its `(inputs, targets)`; returns 1 if the loss is finite, else 0.
+        """One replica's step: the task's, its returned values logged; 1 if they are finite."""
+        outputs = self.task.train_step(batch, self._train_context)
+        return self._record(outputs, self.train_outputs)
 
-        Exercise `train_step` (the step of a custom training loop): under a `tf.GradientTape`,
-        run the model with `training=True`; take the per-example losses
-        `self.loss_fn(targets, predictions)` (it casts the predictions to float32; with named
-        outputs it sums the weighted loss of each), average them over the GLOBAL batch
-        (`tf.nn.compute_average_loss` with `self.global_batch_size`, not a per-replica mean) and
-        add the sum of the model's own losses (`self.model.losses`, each cast to float32; 0.0
-        for a model without any, where `tf.add_n([])` would fail) passed
-        through `tf.nn.scale_regularization_loss` (so that replicas do not count them twice);
-        under `self.loss_scaled` (float16), differentiate the first optimizer's
-        `scale_loss(loss)` instead of `loss` (`first = self.optimizers[0]`, the optimizer
-        itself, also behind a gradient accumulator). Differentiate with respect to
-        `self.variables`; pass the gradients to `self.modify_gradients` with the loss scale
-        (`tf.cast(first.scale_loss(1.0), tf.float32)` under float16, else `1.0`), so that
-        clipping and `grad_norm` see unscaled gradients; give each optimizer of `self.groups`
-        its slice of the gradients, in order. Then update `self.train_metrics["loss"]` with
-        each example's loss plus the model's own losses (`per_example + model_loss`, unscaled),
-        every metric of `self.task_train_metrics` with `(targets, predictions)`, and
-        `self.train_metrics["grad_norm"]`; return `tf.cast(tf.math.is_finite(loss), tf.int32)`.
-
-        Hints, if stuck: `tests/loop/test_trainer.py` computes one SGD step by hand
-        (`expected_sgd_change`); the step must match it on one device, on two replicas and
-        under float16.
-        """
-        # exercise begin: train_step
-        inputs, targets = batch
-        first = self.optimizers[0]
-        with tf.GradientTape() as tape:
-            predictions = self.model(inputs, training=True)
-            per_example = self.loss_fn(targets, predictions)
-            model_loss = tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses] or [0.0])
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
-            loss += tf.nn.scale_regularization_loss(model_loss)
-            scaled_loss = first.scale_loss(loss) if self.loss_scaled else loss
-        gradients = tape.gradient(scaled_loss, self.variables)
-        loss_scale = tf.cast(first.scale_loss(1.0), tf.float32) if self.loss_scaled else 1.0
-        gradients, grad_norm = self.modify_gradients(gradients, loss_scale)
-        start = 0
-        for optimizer, variables in self.groups:
-            end = start + len(variables)
-            optimizer.apply_gradients(zip(gradients[start:end], variables))
-            start = end
-        self.train_metrics["loss"].update_state(per_example + model_loss)
-        for metric in self.task_train_metrics:
-            metric.update_state(targets, predictions)
-        self.train_metrics["grad_norm"].update_state(grad_norm)
-        return tf.cast(tf.math.is_finite(loss), tf.int32)
-        # exercise end
+    @staticmethod
+    def _record(outputs, means):
+        finite = []
+        for name, mean in means.items():
+            value = tf.cast(outputs[name], tf.float32)
+            mean.update_state(value)
+            finite.append(tf.reduce_all(tf.math.is_finite(value)))
+        return tf.cast(tf.reduce_all(finite), tf.int32) if finite else tf.constant(1)
 
     def train_steps(self, iterator, num_steps, read_logs: bool = False):
         """Runs `num_steps` steps (a scalar int32 tensor) in one compiled call; returns the index
-        of the step with the first non-finite loss, or -1 (a scalar tensor).
+        of the first step that returned a non-finite value, or -1 (a scalar tensor).
 
         With `read_logs`, the same call then reads and resets the training metrics, and the next
-        `collect_train_logs` returns what it read: at a log step, one compiled call instead of
-        two (a call of its own took 0.8 ms between `sequence` chunks on 2 CPU cores).
+        `collect_train_logs` returns what it read: one compiled call at a log step, not two.
         """
         first_bad, logs = self._compiled_steps(
             iterator, num_steps, self._read_flags[bool(read_logs)]
@@ -277,16 +286,13 @@ class Trainer:
         return first_bad
 
     def _train_steps(self, iterator, num_steps, read_logs):
-        """`num_steps` steps (of `accumulate_steps` micro-batches each): the index of the step
-        with the first non-finite loss, or -1; and the training metrics' values after them,
-        reset when `read_logs`."""
         first_bad = tf.constant(-1, tf.int32)
         for index in tf.range(num_steps):
             num_finite = tf.constant(0, tf.int32)
             for micro in range(self.accumulate_steps):  # unrolled: the last one updates
-                for accumulator, _ in self.groups:
-                    if isinstance(accumulator, GradientAccumulator):
-                        accumulator.apply_now = micro == self.accumulate_steps - 1
+                for applier in self.appliers.values():
+                    if isinstance(applier, GradientAccumulator):
+                        applier.apply_now = micro == self.accumulate_steps - 1
                 finite = self.strategy.run(self._replica_step, args=(next(iterator),))
                 num_finite += self.strategy.reduce(tf.distribute.ReduceOp.SUM, finite, axis=None)
             if num_finite < self.num_replicas * self.accumulate_steps:
@@ -299,7 +305,9 @@ class Trainer:
 
     # -- weight averages (optimizer.ema_decay) -----------------------------------------------
     def _swap_model_and_averages(self):
-        for optimizer, (_, variables) in zip(self.optimizers, self.groups):
+        for optimizer, variables in zip(
+            self.optimizers.values(), self.optimizer_variables.values()
+        ):
             inner = getattr(optimizer, "inner_optimizer", optimizer)  # under loss scaling
             # Keras keeps the averages in the optimizer (so in the checkpoint), one per variable
             # it was built with, in the same order.
@@ -310,7 +318,7 @@ class Trainer:
 
     @contextlib.contextmanager
     def averaged_weights(self):
-        """Within the block the model holds the moving averages of its weights (when
+        """Within the block the models hold the moving averages of their weights (when
         `optimizer.ema_decay` is set; otherwise nothing changes). The swap is exact both ways."""
         if not self.cfg.optimizer.ema_decay:
             yield
@@ -322,30 +330,25 @@ class Trainer:
             self._swap_averages()
 
     def use_averaged_weights(self) -> None:
-        """Puts the moving averages into the model for good (evaluate, export)."""
+        """Puts the moving averages into the models for good (evaluate, export)."""
         if self.cfg.optimizer.ema_decay:
             self._swap_averages()
 
     # -- evaluation ----------------------------------------------------------------------------
     def _replica_eval_step(self, batch):
-        """Updates the eval metrics with one replica's share of a held-out batch.
+        """The task's evaluation of one replica's share of a held-out batch.
 
         A short last batch split over replicas can leave a replica with no example at all
         (7 examples on 2 replicas: 4 and 3; then 1 and 0). Some kernels fail on a zero-size
         batch (oneDNN's Conv2D: "input depth must be evenly divisible by filter depth"), so an
-        empty share skips the model.
+        empty share skips the step.
         """
-        inputs, targets = batch
 
         def update():
-            predictions = as_float32(self.model(inputs, training=False))
-            self.eval_metrics["loss"].update_state(self.loss_fn(targets, predictions))
-            for name, metric in self.eval_metrics.items():
-                if name != "loss":
-                    metric.update_state(targets, predictions)
+            self._record(self.task.eval_step(batch, self._eval_context), self.eval_outputs)
             return tf.constant(True)
 
-        size = tf.shape(tf.nest.flatten(targets)[0])[0]
+        size = tf.shape(tf.nest.flatten(batch)[0])[0]
         tf.cond(size > 0, update, lambda: tf.constant(False))
 
     def _evaluate_batches(self, iterator, num_batches):
@@ -357,39 +360,52 @@ class Trainer:
 
     def held_out(self, dataset):
         """An iterator over `dataset` (a source's `eval_dataset`) repeated, and the batches of
-        one pass.
-
-        One iterator serves every evaluation of a run: a new iterator per pass cost ~35 ms on 2
-        cores, several times the pass itself.
-        """
+        one pass. One iterator serves every evaluation of a run (a new one per pass costs more
+        than a pass over a small split)."""
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset.repeat()))
         return iterator, int(dataset.cardinality())
 
     @property
     def eval_names(self) -> list[str]:
-        """What an evaluation logs: `eval_loss` and `eval_<metric>` of each task metric."""
+        """What an evaluation logs: `eval_<name>` of each value the evaluation step returns
+        (`eval_loss` for the reference step) and of each task metric it updates."""
         return [f"eval_{name}" for name in self.eval_metrics]
 
     def evaluate(self, iterator, num_batches: int) -> dict[str, float]:
-        """Held-out loss and metrics over the next `num_batches` batches of `iterator` (one
-        pass, from `held_out`; exact over a short last batch). Resetting, the pass and reading
-        the results are one compiled call."""
+        """Held-out values over the next `num_batches` batches of `iterator` (one pass, from
+        `held_out`; exact over a short last batch). Resetting, the pass and reading the results
+        are one compiled call."""
         values = self.evaluate_batches(iterator, tf.constant(num_batches, tf.int32))
         return dict(zip(self.eval_names, values.numpy().tolist()))
 
     # -- logs ----------------------------------------------------------------------------------
     @property
     def progress_fields(self) -> tuple[str, ...]:
-        """What the progress bar shows: the loss and the task's first metric, train and eval."""
-        names = ["loss", *(metric.name for metric in self.task_train_metrics[:1])]
-        return (*names, *(f"eval_{name}" for name in names))
+        """What the progress bar shows: the first two logged training values (the loss and the
+        task's first metric, for the reference step), and their held-out values, else the first
+        held-out value."""
+        names = list(self.train_metrics)[:2]
+        evaluated = [f"eval_{name}" for name in names if f"eval_{name}" in self.eval_names]
+        return (*names, *(evaluated or self.eval_names[:1]))
+
+    def _model_metric_names(self) -> list[str]:
+        return [metric.name for metric in self._model_metrics()]
+
+    def _model_metrics(self) -> list:
+        return [metric for model in self.models.values() for metric in model.metrics]
 
     def _logged_metrics(self) -> list:
-        return list(self.train_metrics.values()) + list(self.model.metrics)
+        return list(self.train_metrics.values()) + self._model_metrics()
+
+    @property
+    def _rate_names(self) -> list[str]:
+        if len(self.optimizers) == 1:
+            return ["learning_rate"]
+        return [f"{name}_learning_rate" for name in self.optimizers]
 
     def _train_log_values(self):
         values = [metric.result() for metric in self._logged_metrics()]
-        values.append(tf.convert_to_tensor(self.optimizers[0].learning_rate))
+        values += [tf.convert_to_tensor(opt.learning_rate) for opt in self.optimizers.values()]
         return tf.stack([tf.cast(value, tf.float32) for value in values])
 
     def _reset_train_metrics(self):
@@ -402,29 +418,37 @@ class Trainer:
         return values
 
     def collect_train_logs(self) -> dict[str, float]:
-        """Means since the last reset of every train metric and the model's own, and the
-        learning rate; then resets the metrics. What the last `train_steps(..., read_logs=True)`
-        read, or else one compiled call; one tensor read."""
-        names = [metric.name for metric in self._logged_metrics()] + ["learning_rate"]
+        """Means since the last reset of every logged training value and of the models' own
+        metrics, and the learning rates; then resets them. What the last
+        `train_steps(..., read_logs=True)` read, or else one compiled call; one tensor read."""
+        names = [metric.name for metric in self._logged_metrics()] + self._rate_names
         values, self._chunk_logs = self._chunk_logs, None
         if values is None:
             values = self._read_train_metrics()
         return dict(zip(names, values.numpy().tolist()))
 
     def _all_weights_finite(self):
-        floats = [v for v in self.model.weights if "float" in str(v.dtype)]
+        floats = [v for v in self._weights() if "float" in str(v.dtype)]
         return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in floats])
+
+    def _weights(self) -> list:
+        return [w for model in self.models.values() for w in model.weights]
 
     def weights_finite(self) -> bool:
         return bool(self._weights_finite())
 
     def weights_digest(self) -> str:
-        """A fingerprint of every model weight: equal digests mean bitwise equal models."""
+        """A fingerprint of every model's weights: equal digests mean bitwise equal models."""
         digest = hashlib.sha256()
-        for variable in self.model.weights:
+        for variable in self._weights():
             digest.update(np.asarray(variable.numpy()).tobytes())
         return digest.hexdigest()[:16]
 
     @property
     def tracing_count(self) -> int:
         return self._compiled_steps.experimental_get_tracing_count()
+
+
+def _model_key(name: str) -> str:
+    """A model's name in the checkpoint: `model` for the only model of most tasks."""
+    return "model" if name == "model" else f"model_{name}"

@@ -48,12 +48,13 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from ..config import OptimizerSettings
 from ..data import Arrays, ArraySource, leaves, load_npz, map_arrays, num_rows
 from ..errors import ConfigError, RunError
 
@@ -66,6 +67,9 @@ class TaskConfig:
 
     # The Task class this section configures, filled in when the task registers.
     _target_: str = ""
+    # Settings of the task's optimizers by name (`Task.optimizer_variables`), over `optimizer.*`:
+    # `task.optimizers.<name>.learning_rate=1e-4`. A task lists its names here with defaults.
+    optimizers: dict[str, OptimizerSettings] = field(default_factory=dict)
 
 
 class Task:
@@ -204,12 +208,81 @@ class Task:
             f"head (no {type(self).__name__}.variable_groups); leave it at 0"
         )
 
+    # -- several models and optimizers ----------------------------------------------------------
+    def build_models(self) -> dict:
+        """The task's fresh models by name; the loop builds them under the strategy's scope.
+
+        Default: `{"model": self.build_model()}`, which the loop builds by calling it on a real
+        batch. A task with several models (a GAN's generator and discriminator) returns each
+        one built, every weight created (`keras.Input`, or `model.build(shape)`): the loop
+        builds the optimizers on them before the first step.
+        """
+        return {"model": self.build_model()}
+
+    def optimizer_variables(self, models: dict) -> dict[str, list]:
+        """The variables each optimizer updates, by optimizer name (one optimizer per name).
+
+        Default: one optimizer, `all`, for every trainable variable. Each name's settings are
+        `optimizer.*`, overridden by `task.optimizers.<name>.*` (its rate, schedule, betas).
+        """
+        return {"all": [v for model in models.values() for v in model.trainable_variables]}
+
+    # -- the step --------------------------------------------------------------------------------
+    def train_step(self, batch, loop) -> dict:
+        """One replica's training step on its share of a batch; returns the values to log.
+
+        `loop` (`loop/step.py`) holds the models and optimizers by name, the task's metrics, and
+        what a step must get right under a strategy and a precision policy: a mean over the
+        GLOBAL batch (`loop.compute_average_loss`), the models' own losses scaled for the
+        replicas (`loop.scale_regularization_loss`), and `loop.apply_gradients` (loss scaling,
+        clipping by the global norm, the logged gradient norm, accumulation). Each returned
+        value (per example, or one per replica) is logged as its mean since the last log.
+
+        This is the reference step of a custom training loop; write your own in your task to
+        train something `fit` cannot (docs/custom-step.md).
+        """
+        import tensorflow as tf
+
+        # exercise begin: train_step
+        inputs, targets = batch
+        model = loop.models["model"]
+        with tf.GradientTape() as tape:
+            predictions = model(inputs, training=True)
+            per_example = loop.loss(targets, predictions)  # float32, one per example
+            own = loop.model_losses(model)  # the model's add_loss terms, float32
+            loss = loop.compute_average_loss(per_example) + loop.scale_regularization_loss(own)
+        loop.apply_gradients(tape, loss)
+        for metric in loop.metrics:
+            metric.update_state(targets, predictions)
+        return {"loss": per_example + own}
+        # exercise end
+
+    def eval_step(self, batch, loop) -> dict:
+        """One replica's evaluation of its share of a held-out batch; returns the values to log
+        (as `eval_<name>`, averaged over the held-out split), and updates `loop.metrics`."""
+        from ..loop.outputs import as_float32
+
+        inputs, targets = batch
+        outputs = as_float32(loop.models["model"](inputs, training=False))
+        for metric in loop.metrics:
+            metric.update_state(targets, outputs)
+        return {"loss": loop.loss(targets, outputs)}
+
     # -- what is served --------------------------------------------------------------------------
+    def serving_model(self, models: dict):
+        """The model `export` writes and serves (for a GAN, the generator)."""
+        return models["model"]
+
     def serve(self, model, inputs) -> dict:
         """The exported SavedModel's outputs for a batch of `inputs`: a dict of named tensors
         (the model's own names when it has named outputs, else `predictions`)."""
         outputs = model(inputs, training=False)
         return dict(outputs) if isinstance(outputs, dict) else {"predictions": outputs}
+
+    @classmethod
+    def has_own_step(cls) -> bool:
+        """Whether the task writes its own training step."""
+        return cls.train_step is not Task.train_step
 
 
 def task_class(target: str) -> type[Task]:
