@@ -72,6 +72,11 @@ def noise_free(task: str) -> list[str]:
     return list(task_class_of(task).noise_free_overrides)
 
 
+def has_own_step(task: str) -> bool:
+    """Whether `task` writes its own training step (else it takes the reference step)."""
+    return task_class_of(task).has_own_step()
+
+
 def metric_names(cfg) -> list[str]:
     """The names the loop logs for the task's metrics (`<output>_<name>` per named output)."""
     from {{ cookiecutter.package_name }}.loop.outputs import TaskLoss, task_metrics

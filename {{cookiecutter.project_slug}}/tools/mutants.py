@@ -245,51 +245,79 @@ MUTANTS = (
     Mutant(
         "train_step",
         "tasks/base.py",
-        "model_loss = tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses] or [0.0])",
-        "model_loss = tf.constant(0.0)",
+        "own = loop.model_losses(model)  # the model's add_loss terms, float32",
+        "own = tf.constant(0.0)",
         "forgets the model's own losses",
     ),
     Mutant(
         "train_step",
         "tasks/base.py",
-        "scaled_loss = first.scale_loss(loss) if self.loss_scaled else loss",
-        "scaled_loss = loss",
-        "no loss scaling under float16",
-    ),
-    Mutant(
-        "train_step",
-        "tasks/base.py",
-        "predictions = self.model(inputs, training=True)",
-        "predictions = self.model(inputs, training=False)",
+        "predictions = model(inputs, training=True)",
+        "predictions = model(inputs, training=False)",
         "the model in inference mode",
     ),
     Mutant(
         "train_step",
         "tasks/base.py",
-        "loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)",
-        "loss = tf.reduce_mean(per_example)",
+        "loss = loop.compute_average_loss(per_example) + loop.scale_regularization_loss(own)",
+        "loss = tf.reduce_mean(per_example) + loop.scale_regularization_loss(own)",
         "averages per replica, not over the global batch",
     ),
     Mutant(
         "train_step",
         "tasks/base.py",
-        "loss += tf.nn.scale_regularization_loss(model_loss)",
-        "loss += model_loss",
+        "loss = loop.compute_average_loss(per_example) + loop.scale_regularization_loss(own)",
+        "loss = loop.compute_average_loss(per_example) + own",
         "the model's losses counted once per replica",
     ),
     Mutant(
         "train_step",
         "tasks/base.py",
-        'self.train_metrics["loss"].update_state(per_example + model_loss)',
-        'self.train_metrics["loss"].update_state(per_example)',
+        'return {"loss": per_example + own}',
+        'return {"loss": per_example}',
         "the logged loss leaves out the model's own losses",
     ),
     Mutant(
         "train_step",
         "tasks/base.py",
-        "optimizer.apply_gradients(zip(gradients[start:end], variables))",
-        "optimizer.apply_gradients(zip(gradients[: end - start], variables))",
+        'return {"loss": per_example + own}',
+        'return {"loss": loss}',
+        "logs the replica's share of the loss (halved on 2 replicas)",
+    ),
+    Mutant(
+        "train_step",
+        "tasks/base.py",
+        "for metric in loop.metrics:\n            metric.update_state(targets, predictions)",
+        "for metric in loop.metrics:\n            metric.update_state(predictions, targets)",
+        "the train metrics' arguments swapped (classifier accuracy 0)",
+    ),
+    Mutant(
+        "train_step",
+        "loop/step.py",
+        "        if self.loss_scaled:  # each optimizer's own (dynamic) loss scale\n",
+        "        if False:\n",
+        "no loss scaling under float16",
+    ),
+    Mutant(
+        "train_step",
+        "loop/step.py",
+        "share = gradients[start:end]",
+        "share = gradients[: end - start]",
         "gives every optimizer the first gradients",
+    ),
+    Mutant(
+        "train_step",
+        "loop/step.py",
+        "gradients, norm = self._clip(gradients, scales[0])",
+        "gradients, norm = self._clip(gradients, 1.0)",
+        "clips and reports the scaled gradients under float16",
+    ),
+    Mutant(
+        "train_step",
+        "loop/step.py",
+        "self._norms[key].update_state(norm)",
+        "self._norms[key].update_state(tf.linalg.global_norm(gradients) / scales[0])",
+        "logs the norm of the clipped gradients",
     ),
     Mutant(
         "train_step",
@@ -297,13 +325,6 @@ MUTANTS = (
         "    trainer.apply_configured_learning_rates()\n",
         "",
         "keeps the checkpoint's learning rate on resume",
-    ),
-    Mutant(
-        "train_step",
-        "tasks/base.py",
-        "gradients, grad_norm = self.modify_gradients(gradients, loss_scale)",
-        "gradients, grad_norm = self.modify_gradients(gradients, 1.0)",
-        "clips and reports the scaled gradients under float16",
     ),
     Mutant(
         "initializer",
@@ -410,51 +431,6 @@ MUTANTS = (
         "tf.math.log1p(tf.exp(-tf.abs(z)))",
         "tf.math.log(1.0 + tf.exp(-tf.abs(z)))",
         "log(1 + exp(-|z|)) for log1p: softplus(-30) becomes 0",
-    ),
-    Mutant(
-        "train_step",
-        "tasks/base.py",
-        'self.train_metrics["grad_norm"].update_state(grad_norm)',
-        'self.train_metrics["grad_norm"].update_state(\n'
-        "            tf.linalg.global_norm(gradients) / loss_scale\n"
-        "        )",
-        "logs the norm of the clipped gradients",
-    ),
-    Mutant(
-        "train_step",
-        "tasks/base.py",
-        'self.train_metrics["loss"].update_state(per_example + model_loss)',
-        'self.train_metrics["loss"].update_state(loss)',
-        "logs the replica's share of the loss (halved on 2 replicas)",
-    ),
-    Mutant(
-        "train_step",
-        "tasks/base.py",
-        'self.train_metrics["loss"].update_state(per_example + model_loss)',
-        'self.train_metrics["loss"].update_state(\n'
-        "            per_example + tf.nn.scale_regularization_loss(model_loss)\n"
-        "        )",
-        "logs the scaled regularization (halved on 2 replicas)",
-    ),
-    Mutant(
-        "train_step",
-        "tasks/base.py",
-        "for metric in self.task_train_metrics:\n"
-        "            metric.update_state(targets, predictions)",
-        "for metric in self.task_train_metrics:\n"
-        "            metric.update_state(predictions, targets)",
-        "the train metrics' arguments swapped (classifier accuracy 0)",
-    ),
-    Mutant(
-        "train_step",
-        "tasks/base.py",
-        "scaled_loss = first.scale_loss(loss) if self.loss_scaled else loss",
-        "scaled_loss = (\n"
-        "                first.scale_loss(tf.reduce_mean(per_example) + model_loss)\n"
-        "                if self.loss_scaled\n"
-        "                else loss\n"
-        "            )",
-        "float16: the loss scale applied to a local mean (the update doubled on 2 replicas)",
     ),
 )
 

@@ -203,10 +203,10 @@ HINTS = {
     "`training`.",
     "custom_gradient": "forward: `log1p(exp(-|z|)) + max(z, 0)`; the gradient function returns "
     "`upstream * sigmoid(z)`, written as `1 - 1 / (1 + exp(z))`, which stays finite at z = 100.",
-    "train_step": "`tape.gradient(scaled_loss, self.variables)`; `loss_scale = "
-    "tf.cast(first.scale_loss(1.0), tf.float32)` under float16, else 1.0; slice the gradients "
-    "per optimizer with a running `start` index. Compare with `expected_sgd_change` in "
-    "tests/loop/test_trainer.py.",
+    "train_step": "inside the tape: `loop.compute_average_loss(per_example)` (the global "
+    "batch's mean) plus `loop.scale_regularization_loss(own)`; then "
+    "`loop.apply_gradients(tape, loss)`; log `per_example + own`, unscaled. Compare with "
+    "`expected_sgd_change` in tests/loop/test_trainer.py.",
 }
 
 

@@ -116,7 +116,8 @@ class OptimizerSettings:
     name: str | None = field(default=None, metadata={"choices": (None, *OPTIMIZERS)})
     learning_rate: float | None = positive(None)
     schedule: str | None = field(default=None, metadata={"choices": (None, *SCHEDULES)})
-    # Adam's and AdamW's moment decays (a GAN's optimizers often take beta_1=0.5).
+    # Adam's and AdamW's moment decays (a GAN's often take beta_1=0.5); other optimizers have
+    # none and go without.
     beta_1: float | None = fraction(None)
     beta_2: float | None = fraction(None)
 
@@ -393,11 +394,6 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(
             f"optimizer.min_learning_rate={optimizer.min_learning_rate}: must not exceed the "
             "rates it decays from (optimizer.learning_rate, optimizer.head_learning_rate)"
-        )
-    if cfg.optimizer.head_learning_rate and cfg.precision.policy == "mixed_float16":
-        raise ConfigError(
-            f"optimizer.head_learning_rate={cfg.optimizer.head_learning_rate}: a second optimizer"
-            " cannot share loss scaling; use one optimizer with precision=mixed_float16"
         )
     return cfg
 

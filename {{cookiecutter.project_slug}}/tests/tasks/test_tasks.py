@@ -33,8 +33,10 @@ def test_every_task_module_defines_a_task_named_after_it_and_is_an_option():
 def test_every_task_keeps_the_contract_of_tasks_base(task):
     """What `tasks/base.py` says a task must provide, checked through the interface only."""
     cls = task_class_of(task)
-    for method in ("make_arrays", "build_model", "build_loss"):
-        assert getattr(cls, method) is not getattr(Task, method), f"task={task}: no {method}"
+    assert cls.make_arrays is not Task.make_arrays, f"task={task}: no make_arrays"
+    if not cls.has_own_step():  # the reference step needs the model and its loss
+        for method in ("build_model", "build_loss"):
+            assert getattr(cls, method) is not getattr(Task, method), f"task={task}: no {method}"
     keys = {field.name for field in dataclasses.fields(cls.config_class)}
     assert set(cls.identity_keys) <= keys, f"task={task}: identity_keys not in its config"
     cfg = load_config([f"task={task}", *cls.small_overrides, *cls.noise_free_overrides])
@@ -42,15 +44,22 @@ def test_every_task_keeps_the_contract_of_tasks_base(task):
     arrays = built.arrays()
     x = map_arrays(lambda a: a[:5], arrays.x_train)
     y = map_arrays(lambda a: a[:5], arrays.y_train)
-    model = built.build_model()
-    predictions = model(x)
-    task_loss = TaskLoss(built.build_loss(reduction=None), built.loss_weights(), task)
-    task_loss.check_outputs(predictions, y, task)
-    per_example = task_loss(y, predictions)
-    assert tuple(per_example.shape) == (5,), f"task={task}: one loss per example"
-    names = [metric.name for metric in task_metrics(built, task_loss)]
-    assert len(set(names)) == len(names) and "loss" not in names, names
-    served = built.serve(model, x)
+    models = built.build_models()
+    assert models and all(isinstance(name, str) for name in models), f"task={task}: models"
+    if len(models) == 1:
+        next(iter(models.values()))(x)  # the loop builds a single model on a batch
+    groups = built.optimizer_variables(models)
+    assert groups and all(groups.values()), f"task={task}: every optimizer has variables"
+    assert set(cfg.task.optimizers) <= set(groups), f"task={task}: settings of no optimizer"
+    if not cls.has_own_step():
+        predictions = models["model"](x)
+        task_loss = TaskLoss(built.build_loss(reduction=None), built.loss_weights(), task)
+        task_loss.check_outputs(predictions, y, task)
+        per_example = task_loss(y, predictions)
+        assert tuple(per_example.shape) == (5,), f"task={task}: one loss per example"
+        names = [metric.name for metric in task_metrics(built, task_loss)]
+        assert len(set(names)) == len(names) and "loss" not in names, names
+    served = built.serve(built.serving_model(models), x)
     assert isinstance(served, dict) and served, f"task={task}: serve returns named tensors"
 
 

@@ -29,6 +29,7 @@ Your own action (a class anywhere on the import path) is added by config, with i
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import os
 import signal
@@ -160,6 +161,42 @@ class Evaluate(Action):
     def __call__(self, run, boundary):
         with self.trainer.averaged_weights():
             boundary.logs.update(self.trainer.evaluate(self.held_out, self.num_batches))
+
+
+class TaskFigures(Action):
+    """At each evaluation, the task's own pictures (`Task.figures`: a GAN's samples), with the
+    weight averages if any: as TensorBoard images (run `figures`) and as `run_dir/<name>.png`,
+    the newest, beside `curves.png`."""
+
+    def __init__(self, trainer, source, every_steps: int):
+        self.trainer, self.source, self.every_steps = trainer, source, every_steps
+        self.writer = None
+
+    def begin(self, run, step):
+        if run.is_chief:
+            directory = os.path.join(run.run_dir, "tensorboard", "figures")
+            self.writer = tf.summary.create_file_writer(directory)
+
+    def __call__(self, run, boundary):
+        with self.trainer.averaged_weights():
+            figures = self.trainer.task.figures(self.trainer.models, self.source, boundary.step)
+        if not run.is_chief:
+            return
+        for name, figure in figures.items():
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=80)
+            png = buffer.getvalue()
+            with self.writer.as_default(step=boundary.step):
+                tf.summary.image(name, tf.image.decode_png(png)[None])
+            path = os.path.join(run.run_dir, f"{name}.png")
+            with open(f"{path}.tmp", "wb") as file:
+                file.write(png)
+            os.replace(f"{path}.tmp", path)
+        self.writer.flush()
+
+    def end(self, run):
+        if self.writer is not None:
+            self.writer.close()
 
 
 class MetricsLine(Action):
@@ -298,6 +335,8 @@ def built_in_actions(cfg, trainer, cluster, parts, user_actions=()) -> list[Acti
         StopOnDivergence(),
         StopSignals(parts["stop_code"]),
     ]
+    if trainer.task.has_figures():
+        actions.insert(2, TaskFigures(trainer, parts["source"], cfg.eval.every_steps))
     if parts["best"] is not None:
         actions.append(KeepBest(parts["best"], trainer))
     actions.append(Checkpoint(parts["keeper"], trainer, cfg.checkpoint.every_steps))

@@ -107,7 +107,7 @@ def _train(cfg: Config, cluster, task: Task, source, trainer: Trainer, actions=(
         cfg.run_dir, cfg.train.steps, step, trainer.progress_fields, enabled=cluster.is_chief
     )
     parts = dict(run_log=run_log, held_out=held_out, eval_batches=eval_batches)
-    parts.update(keeper=keeper, best=best, stop_code=stop_code)
+    parts.update(keeper=keeper, best=best, stop_code=stop_code, source=source)
     actions = built_in_actions(cfg, trainer, cluster, parts, actions)
     run = Run(cfg, task, trainer, cluster, source, last_saved=restored)
     iterator = training_batches(cfg, cluster, source, step)

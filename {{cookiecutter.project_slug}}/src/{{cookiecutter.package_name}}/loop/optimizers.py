@@ -117,7 +117,6 @@ def make_optimizer(cfg, settings: dict, loss_scaled: bool) -> keras.optimizers.O
     """A fresh optimizer of `settings` (`optimizer_settings`): its schedule, moving average of
     the weights (`optimizer.ema_decay`) and, under `mixed_float16`, loss scaling."""
     from ..components.schedules import WarmupCosine
-    from ..errors import RunError
 
     learning_rate = settings["learning_rate"]
     if settings["schedule"] == "warmup_cosine":  # a function of the optimizer's iterations
@@ -130,13 +129,9 @@ def make_optimizer(cfg, settings: dict, loss_scaled: bool) -> keras.optimizers.O
     options = {"learning_rate": learning_rate}
     if cfg.optimizer.ema_decay:
         options.update(use_ema=True, ema_momentum=cfg.optimizer.ema_decay)
-    betas = {key: settings[key] for key in ("beta_1", "beta_2") if settings[key] is not None}
-    if betas and settings["name"] not in ("adam", "adamw"):
-        key = next(iter(betas))
-        raise RunError(
-            f"{key}={betas[key]}: only adam and adamw have it (this optimizer is "
-            f"{settings['name']})"
-        )
+    betas = {}
+    if settings["name"] in ("adam", "adamw"):  # the others have no moment decays
+        betas = {key: settings[key] for key in ("beta_1", "beta_2") if settings[key] is not None}
     optimizer = OPTIMIZER_CLASSES[settings["name"]](**options, **betas)
     if loss_scaled:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)

@@ -279,6 +279,16 @@ class Task:
         outputs = model(inputs, training=False)
         return dict(outputs) if isinstance(outputs, dict) else {"predictions": outputs}
 
+    def figures(self, models: dict, source, step: int) -> dict:
+        """The task's own pictures of its models at `step` (a GAN's samples): a dict of
+        matplotlib `Figure`s by name, drawn at each evaluation into TensorBoard and
+        `run_dir/<name>.png`. Optional."""
+        return {}
+
+    @classmethod
+    def has_figures(cls) -> bool:
+        return cls.figures is not Task.figures
+
     @classmethod
     def has_own_step(cls) -> bool:
         """Whether the task writes its own training step."""

@@ -165,6 +165,19 @@ class GanTask(Task, name="gan"):
             metric.update_state(real, fake)
         return {}
 
+    def figures(self, models: dict, source, step: int) -> dict:
+        from matplotlib.figure import Figure
+
+        x, y = next(iter(source.eval_dataset(1024)))  # held-out latents and real points
+        fake = np.asarray(models["generator"](x, training=False))
+        figure = Figure(figsize=(4.5, 4.5))
+        axes = figure.subplots()
+        axes.scatter(*np.asarray(y).T, s=3, alpha=0.4, label="real")
+        axes.scatter(*fake.T, s=3, alpha=0.4, label="generated")
+        axes.set(aspect="equal", title=f"samples, step {step}")
+        axes.legend(loc="upper right", fontsize="small", markerscale=3)
+        return {"samples": figure}
+
     # -- what is served -----------------------------------------------------------------------
     def serving_model(self, models: dict):
         return models["generator"]
