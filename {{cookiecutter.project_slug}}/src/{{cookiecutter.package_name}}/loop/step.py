@@ -156,3 +156,26 @@ class StepContext:
                 f"such optimizer; Task.optimizer_variables names {', '.join(self.optimizers)}"
             )
         return names
+
+
+def trace_step(trainer, step_fn, metrics) -> StepContext:
+    """Traces `step_fn` (a task's `train_step` or `eval_step`) on every replica without running
+    it; returns its context, which holds what the step touched (`used`) and the names of what it
+    returns (`returned`): the loop makes a mean for each before the real call is traced."""
+    context = StepContext(trainer, metrics, None)
+    context.returned = []
+
+    def replica(batch):
+        outputs = step_fn(batch, context)
+        if not isinstance(outputs, dict) or not all(isinstance(k, str) for k in outputs):
+            raise RunError(
+                f"task={trainer.task.name}: {step_fn.__name__} returns "
+                f"{type(outputs).__name__}; return a dict of named values to log, e.g. "
+                "{'loss': per_example}"
+            )
+        context.returned[:] = list(outputs)
+        return tf.constant(0)
+
+    traced = tf.function(lambda batch: trainer.strategy.run(replica, args=(batch,)))
+    traced.get_concrete_function(trainer.batch_spec)
+    return context

@@ -16,7 +16,6 @@ the task's metrics, and makes a mean for each.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 
 import keras
@@ -27,10 +26,11 @@ from ..config import Config
 from ..errors import RunError
 from ..tasks.base import Task
 from .accumulation import GradientAccumulator
+from .averages import WeightAverages
 from .cluster import Cluster
 from .optimizers import make_optimizer, optimizer_settings
 from .outputs import TaskLoss, task_metrics
-from .step import StepContext
+from .step import StepContext, trace_step
 
 
 def seed_states(root) -> list[tf.Variable]:
@@ -89,7 +89,7 @@ class Trainer:
         tf.config.optimizer.set_experimental_options({"remapping": not cpu_float16})
         # Unseeded initializers (Keras' defaults) draw the same weights for the same seed.
         keras.utils.set_random_seed(cfg.seed)
-        self._spec = tf.nest.map_structure(
+        self.batch_spec = tf.nest.map_structure(
             lambda a: tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)),
             (source.example_inputs, source.example_targets),
         )
@@ -122,8 +122,8 @@ class Trainer:
             self.task_train_metrics = task_metrics(task, self.loss_fn)
             self.task_eval_metrics = task_metrics(task, self.loss_fn)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            train = self._trace_once(task.train_step, self.task_train_metrics)
-            evaluation = self._trace_once(task.eval_step, self.task_eval_metrics)
+            train = trace_step(self, task.train_step, self.task_train_metrics)
+            evaluation = trace_step(self, task.eval_step, self.task_eval_metrics)
             self._check_updates(train.used["updates"])
             self.train_outputs = _means(train.returned)
             self.grad_norms = _means(dict.fromkeys(train.used["norms"]))
@@ -143,14 +143,13 @@ class Trainer:
             **{_model_key(name): model for name, model in self.models.items()},
             **{f"optimizer_{name}": opt for name, opt in self.optimizers.items()},
         )
-        replica_step = self._replica_train_step
+        self._replica_step = self._task_step
         if cfg.train.jit_compile:
-            replica_step = tf.function(replica_step, jit_compile=True)
-        self._replica_step = replica_step
-        self._compiled_steps = tf.function(self._train_steps)
+            self._replica_step = tf.function(self._task_step, jit_compile=True)
+        self._compiled_chunk = tf.function(self._chunk)
         self._read_flags = (tf.constant(False), tf.constant(True))
         self._chunk_logs = None  # the training metrics read by the last call, when it read them
-        self._swap_averages = tf.function(self._swap_model_and_averages)
+        self.averages = WeightAverages(self.optimizers, self.optimizer_variables, cfg)
         self.evaluate_batches = tf.function(self._evaluate_batches)
         # Between chunks too, one compiled call instead of an eager op per metric or weight.
         self._read_train_metrics = tf.function(self._read_and_reset_train_metrics)
@@ -200,26 +199,6 @@ class Trainer:
             )
         return groups
 
-    def _trace_once(self, step_fn, metrics):
-        """Traces `step_fn` on every replica without running it; returns its context, holding
-        what it touched, with `returned`, the names of what it returns."""
-        context = StepContext(self, metrics, None)
-        context.returned = []
-
-        def replica(batch):
-            outputs = step_fn(batch, context)
-            if not isinstance(outputs, dict) or not all(isinstance(k, str) for k in outputs):
-                raise RunError(
-                    f"task={self.task.name}: {step_fn.__name__} returns {type(outputs).__name__}"
-                    "; return a dict of named values to log, e.g. {'loss': per_example}"
-                )
-            context.returned[:] = list(outputs)
-            return tf.constant(0)
-
-        traced = tf.function(lambda batch: self.strategy.run(replica, args=(batch,)))
-        traced.get_concrete_function(self._spec)
-        return context
-
     def _check_updates(self, updates: dict) -> None:
         repeated = {name: count for name, count in updates.items() if count > self.num_replicas}
         if self.accumulate_steps > 1 and repeated:
@@ -258,7 +237,7 @@ class Trainer:
         return list(self.optimizers)
 
     # -- the compiled steps ----------------------------------------------------------------------
-    def _replica_train_step(self, batch):
+    def _task_step(self, batch):
         """One replica's step: the task's, its returned values logged; 1 if they are finite."""
         outputs = self.task.train_step(batch, self._train_context)
         return self._record(outputs, self.train_outputs)
@@ -279,13 +258,13 @@ class Trainer:
         With `read_logs`, the same call then reads and resets the training metrics, and the next
         `collect_train_logs` returns what it read: one compiled call at a log step, not two.
         """
-        first_bad, logs = self._compiled_steps(
+        first_bad, logs = self._compiled_chunk(
             iterator, num_steps, self._read_flags[bool(read_logs)]
         )
         self._chunk_logs = logs if read_logs else None
         return first_bad
 
-    def _train_steps(self, iterator, num_steps, read_logs):
+    def _chunk(self, iterator, num_steps, read_logs):
         first_bad = tf.constant(-1, tf.int32)
         for index in tf.range(num_steps):
             num_finite = tf.constant(0, tf.int32)
@@ -304,35 +283,14 @@ class Trainer:
         return first_bad, values
 
     # -- weight averages (optimizer.ema_decay) -----------------------------------------------
-    def _swap_model_and_averages(self):
-        for optimizer, variables in zip(
-            self.optimizers.values(), self.optimizer_variables.values()
-        ):
-            inner = getattr(optimizer, "inner_optimizer", optimizer)  # under loss scaling
-            # Keras keeps the averages in the optimizer (so in the checkpoint), one per variable
-            # it was built with, in the same order.
-            for variable, average in zip(variables, inner._model_variables_moving_average):
-                raw = tf.identity(variable)
-                variable.assign(average)
-                average.assign(raw)
-
-    @contextlib.contextmanager
     def averaged_weights(self):
-        """Within the block the models hold the moving averages of their weights (when
+        """A block within which the models hold the moving averages of their weights (when
         `optimizer.ema_decay` is set; otherwise nothing changes). The swap is exact both ways."""
-        if not self.cfg.optimizer.ema_decay:
-            yield
-            return
-        self._swap_averages()
-        try:
-            yield
-        finally:
-            self._swap_averages()
+        return self.averages.swapped()
 
     def use_averaged_weights(self) -> None:
         """Puts the moving averages into the models for good (evaluate, export)."""
-        if self.cfg.optimizer.ema_decay:
-            self._swap_averages()
+        self.averages.use()
 
     # -- evaluation ----------------------------------------------------------------------------
     def _replica_eval_step(self, batch):
@@ -446,7 +404,7 @@ class Trainer:
 
     @property
     def tracing_count(self) -> int:
-        return self._compiled_steps.experimental_get_tracing_count()
+        return self._compiled_chunk.experimental_get_tracing_count()
 
 
 def _model_key(name: str) -> str:
