@@ -244,6 +244,14 @@ class Task:
         import tensorflow as tf
 
         # exercise begin: train_step
+        # Exercise `train_step` (the step of a custom training loop): under a `tf.GradientTape`,
+        # run `loop.models["model"]` with `training=True`; take the per-example losses
+        # `loop.loss(targets, predictions)` and the model's own `loop.model_losses(model)`; the
+        # loss to differentiate is the mean over the GLOBAL batch (`loop.compute_average_loss`)
+        # plus the model's own through `loop.scale_regularization_loss` (replicas must not count
+        # them twice); `loop.apply_gradients(tape, loss)` scales, clips and updates; update each
+        # metric of `loop.metrics` with `(targets, predictions)`; return
+        # `{"loss": per_example + own}` (each example's loss, unscaled).
         inputs, targets = batch
         model = loop.models["model"]
         with tf.GradientTape() as tape:
