@@ -22,10 +22,15 @@ A task module holds a config dataclass and a `Task` subclass named after the mod
 
 What a task must provide, and what it may:
 
-- required: `make_arrays`, `build_model`, `build_loss`;
+- required: `make_arrays`, `build_model`, `build_loss` (or, for a step of the task's own,
+  `build_models` and `train_step`);
 - optional: `build_metrics`, `loss_weights`, `check_arrays`, `variable_groups` (only for
   `optimizer.head_learning_rate`), `serve`, `identity_keys`, and for the shared tests
-  `small_overrides` (a run in seconds) and `noise_free_overrides` (no training-time noise).
+  `small_overrides` (a run in seconds) and `noise_free_overrides` (no training-time noise);
+- a step of its own (docs/custom-step.md): `train_step(batch, loop)` and `eval_step(batch,
+  loop)`, with several models (`build_models`) and optimizers (`optimizer_variables`, each set
+  by `task.optimizers.<name>.*`), what `export` serves (`serving_model`), and pictures drawn at
+  each evaluation (`figures`). `tasks/gan.py` is one.
 
 Inputs, targets and predictions may be single arrays or dicts of named arrays (several inputs
 or outputs). With dict outputs, `build_loss` returns a dict of losses, one per output, and
@@ -34,7 +39,7 @@ lists per output: the loop logs `<output>_loss` and `<output>_<metric>` for each
 
 Import Keras where you like. The command-line check imports only the selected task's module
 (`task=<name>` imports `tasks/<name>.py`), so a module that imports Keras at the top costs the
-~3 s of importing TensorFlow only when it is selected; the shipped tasks import Keras inside
+import of TensorFlow only when it is selected; the shipped tasks import Keras inside
 their methods, so a bad command line for them is refused at once. Keras classes a task module
 defines (its model, layers) are registered with Keras by `import <package>`, so a `.keras`
 export reloads with no registry edit.
