@@ -38,14 +38,29 @@ def panels(records: list[dict]) -> list[tuple[str, list[str]]]:
     drawn = [
         key
         for key in keys
-        if key not in NOT_DRAWN and not (key in SETTINGS and len(_values(records, key)) == 1)
+        if key not in NOT_DRAWN and not (_is_setting(key) and len(_values(records, key)) == 1)
     ]
     result = []
     for key in drawn:
         if key.startswith("eval_") and key.removeprefix("eval_") in drawn:
             continue  # drawn in its training curve's panel
-        result.append((key, [key] + [f"eval_{key}"] * (f"eval_{key}" in drawn)))
+        if key.startswith("eval_real_") and f"eval_{key.removeprefix('eval_real_')}" in drawn:
+            continue  # the data's own figure, drawn beside the model's
+        held_out = [f"eval_{key}"] * (f"eval_{key}" in drawn)
+        real = f"eval_real_{key.removeprefix('eval_')}"  # the data's own (a GAN's baseline)
+        result.append((key, [key, *held_out, *[real] * (real in drawn)]))
     return result
+
+
+def _kind(key: str) -> str:
+    if key.startswith("eval_real_"):
+        return "the data's own"
+    return "held-out" if key.startswith("eval_") else "training"
+
+
+def _is_setting(key: str) -> bool:
+    """A learning rate (of the one optimizer, or `<name>_learning_rate` of several)."""
+    return key in SETTINGS or key.endswith("_learning_rate")
 
 
 def _values(records: list[dict], key: str) -> set:
@@ -113,7 +128,7 @@ def plot_curves(run_dir: str) -> str:
         for key in keys:
             points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
             if points:
-                label = LABELS.get(key, "held-out" if key.startswith("eval_") else "training")
+                label = LABELS.get(key, _kind(key))
                 axis.plot(*zip(*points), marker="." if len(points) < 30 else None, label=label)
                 positive = positive and min(p[1] for p in points) > 0
         if best and best["metric"] in (title, f"eval_{title}"):

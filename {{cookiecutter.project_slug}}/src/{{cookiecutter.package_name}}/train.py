@@ -12,6 +12,7 @@ continues up to `train.steps`. Examples:
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from .cli import run
@@ -26,7 +27,7 @@ def train(cfg: Config) -> dict:
 
     result = train_and_evaluate(cfg)
     try:
-        if result.get("chief") and result.get("loss") is not None:
+        if result.get("chief") and os.path.exists(os.path.join(cfg.run_dir, "metrics.jsonl")):
             plot_curves(cfg.run_dir)
         print(
             json.dumps(

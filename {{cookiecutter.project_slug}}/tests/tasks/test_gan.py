@@ -76,7 +76,10 @@ def test_each_optimizer_takes_its_own_settings_by_name_and_logs_its_norm(make_co
 
 
 def test_a_setting_for_an_optimizer_the_task_does_not_have_is_one_line(make_config):
-    cfg = gan(make_config, "+task.optimizers.critic={learning_rate: 0.1}")
+    from {{ cookiecutter.package_name }}.config import OptimizerSettings
+
+    cfg = gan(make_config)
+    cfg.task.optimizers["critic"] = OptimizerSettings(learning_rate=0.1)  # a task's own config
     with pytest.raises(RunError, match="task.optimizers.critic: task=gan has no optimizer critic"):
         train_and_evaluate(cfg)
 
