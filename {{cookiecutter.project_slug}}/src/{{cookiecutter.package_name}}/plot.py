@@ -12,6 +12,8 @@ end too; TensorBoard stays the live view (`tensorboard --logdir runs`).
 [('loss', ['loss', 'eval_loss']), ('accuracy', ['accuracy'])]
 >>> panels([{"step": 1, "learning_rate": 0.1}, {"step": 2, "learning_rate": 0.1}])
 []
+>>> panels([{"step": 1, "eval_modes": 3.0, "eval_real_modes": 8.0, "d_learning_rate": 0.1}])
+[('eval_modes', ['eval_modes', 'eval_real_modes'])]
 """
 
 from __future__ import annotations
