@@ -2,12 +2,13 @@
 
 The fast tests check the generated CI for every `python_requires`. The slow ones install the
 default bake into fresh virtualenvs (uv, downloading from PyPI; its cache is shared, so a
-second run reuses the wheels) and run the bake's fast suite on the oldest Python it declares
-with the oldest version of every direct dependency (`--resolution lowest-direct`, what the
-bake's `lowest` CI job runs) and on the newest Python TensorFlow ships wheels for with the
-newest versions; its per-task tests on the tasks `INSTALLS` names (`--task`). The oldest
-Python with the newest versions adds nothing these two and the main run (Python 3.11, newest
-versions) do not prove, and cost 5 minutes: it is not run.
+second run reuses the wheels) with the oldest version of every direct dependency
+(`--resolution lowest-direct`, what the bake's `lowest` CI jobs run) on the oldest and on the
+newest Python it declares (their oldest versions differ: TensorFlow 2.20 is the oldest with
+Python 3.13 wheels), and run the bake's fast suite there; its per-task tests on the tasks
+`INSTALLS` names (`--task`). The newest versions on Python 3.11 are the main run's; the
+newest versions on the other Pythons are the bake's CI's `test` jobs (each cost 5 minutes
+here, and proves little the lowest runs on the same Pythons do not).
 """
 
 import json
@@ -40,10 +41,14 @@ def test_ci_tests_every_declared_python_and_the_lowest_versions_on_the_oldest(ba
     ci = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
     assert ci["permissions"] == {"contents": "read"}
     assert set(ci["jobs"]) == {"lint", "test", "lowest"}
-    assert ci["jobs"]["test"]["strategy"]["matrix"]["python-version"] == supported_from(oldest)
+    for job in ("test", "lowest"):
+        assert ci["jobs"][job]["strategy"]["matrix"]["python-version"] == supported_from(oldest)
     lowest = ci["jobs"]["lowest"]["steps"]
     setup = [step["with"] for step in lowest if step.get("uses", "").startswith("actions/setup-p")]
-    assert setup == [{"python-version": oldest, "cache": "pip", "cache-dependency-path": ANY}]
+    matrix_python = "${{ matrix.python-version }}"
+    assert setup == [
+        {"python-version": matrix_python, "cache": "pip", "cache-dependency-path": ANY}
+    ]
     commands = [step["run"] for step in lowest if "run" in step]
     assert "uv pip install --system --resolution lowest-direct -e '.[dev]'" in commands
     assert 'python -m pytest -m "not slow"' in commands
@@ -80,12 +85,25 @@ def installed_versions(python):
     return {canonicalize_name(name): Version(version) for name, version in found.items()}
 
 
+def requirements_of(metadata, extras):
+    """The requirements `pip install .[extras]` asks for, the project's own extras expanded."""
+    found = list(metadata["dependencies"])
+    for extra in extras:
+        for line in metadata["optional-dependencies"][extra]:
+            requirement = Requirement(line)
+            if canonicalize_name(requirement.name) == canonicalize_name(metadata["name"]):
+                found += requirements_of({**metadata, "dependencies": []}, requirement.extras)
+            else:
+                found.append(line)
+    return found
+
+
 def declared_lower_bounds(project, python_version):
-    """{name: lower bound} of every direct dependency this Python on Linux installs."""
+    """{name: lower bound} of every direct dependency of `.[dev]` this Python on Linux installs."""
     metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     environment = {"python_version": python_version, "sys_platform": "linux"}
     bounds = {}
-    for line in metadata["dependencies"] + metadata["optional-dependencies"]["dev"]:
+    for line in requirements_of(metadata, ["dev"]):
         requirement = Requirement(line)
         if requirement.marker and not requirement.marker.evaluate(environment):
             continue
@@ -101,14 +119,14 @@ def default_project(cookies_session):
     return result.project_path
 
 
-# (Python, resolution, the tasks its per-task tests run on). The oldest versions on two tasks
+# (Python, resolution, the tasks its per-task tests run on). The oldest Python on two tasks
 # (one output with the model's own losses and noise; named outputs): what an older TensorFlow
 # or Keras could break. The newest Python on the named-output task: a Python changes the
 # language and the standard library under every task alike, and the main run (Python 3.11,
 # newest versions) runs every task.
 INSTALLS = {
-    "newest-python": (PYTHONS[-1], "highest", ["sequence"]),
-    "lowest-versions": (PYTHONS[0], "lowest-direct", ["regression", "sequence"]),
+    "lowest-oldest-python": (PYTHONS[0], "lowest-direct", ["regression", "sequence"]),
+    "lowest-newest-python": (PYTHONS[-1], "lowest-direct", ["sequence"]),
 }
 
 
@@ -127,7 +145,7 @@ def test_the_bakes_fast_suite_passes_in_a_fresh_virtualenv(
     venv_python = str(venv / "bin" / "python")
     install = ["pip", "install", "--quiet", "--python", venv_python, "--resolution", resolution]
     run([*uv, *install, "-e", f"{default_project}[dev]"], cwd=tmp_path, timeout=1800)
-    if resolution == "lowest-direct":  # every lower bound is the version under test
+    if resolution == "lowest-direct":  # every lower bound on this Python is the version under test
         installed = installed_versions(venv_python)
         for name, bound in declared_lower_bounds(default_project, version).items():
             assert installed[name] == bound, f"{name}: declared >={bound}, got {installed[name]}"
@@ -136,3 +154,25 @@ def test_the_bakes_fast_suite_passes_in_a_fresh_virtualenv(
     suite = [venv_python, "-m", "pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider"]
     suite += [f"--task={task}" for task in tasks]
     run(suite, cwd=default_project, timeout=2400)
+
+
+@pytest.mark.slow
+@pytest.mark.minutes(1)
+@pytest.mark.parametrize("version", [PYTHONS[0], PYTHONS[-1]])
+def test_the_gpu_extra_resolves_to_cuda_tensorflow_and_no_tensorflow_cpu(
+    default_project, tmp_path, version
+):
+    # A resolution on Linux x86-64, nothing installed: what `pip install -e '.[gpu,tools]'`
+    # would bring. tensorflow-cpu beside tensorflow would write the same package twice.
+    compile_ = [sys.executable, "-m", "uv", "pip", "compile", "--quiet", "--no-header"]
+    compile_ += ["--python-version", version, "--python-platform", "x86_64-manylinux_2_28"]
+    pinned = {}
+    for extras in (["gpu", "tools"], ["dev"]):
+        options = [f"--extra={extra}" for extra in extras]
+        found = run([*compile_, *options, str(default_project / "pyproject.toml")], cwd=tmp_path)
+        names = re.findall(r"^([A-Za-z0-9._-]+)==", found.stdout, re.MULTILINE)
+        pinned[extras[0]] = {canonicalize_name(name) for name in names}
+    assert {"tensorflow", "nvidia-cudnn-cu12"} <= pinned["gpu"]
+    assert "tensorflow-cpu" not in pinned["gpu"]
+    assert "tensorflow-cpu" in pinned["dev"]
+    assert not {"tensorflow", "nvidia-cudnn-cu12"} & pinned["dev"]

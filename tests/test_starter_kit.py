@@ -184,7 +184,7 @@ def test_every_curated_mutant_applies_exactly_once_to_the_solutions(kits):
     mutants = importlib.util.module_from_spec(spec)
     sys.modules["solutions_mutants"] = mutants  # a dataclass looks its module up there
     spec.loader.exec_module(mutants)
-    assert len(mutants.MUTANTS) >= 58
+    assert len(mutants.MUTANTS) >= 63
     stale = [problem for problem in mutants.problems_of(mutants.MUTANTS) if problem]
     assert not stale, stale
 
@@ -232,20 +232,24 @@ def python3_on_path(tmp_path):
     return f"{folder}{os.pathsep}{os.environ['PATH']}"
 
 
+def replace_once(path, old, new):
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, (path, old)
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
 def submission(kits, target, wrong=False):
     """A student's repository: the reference sources; `wrong`: a Huber loss quadratic
-    everywhere, and tests edited to pass anyway (they must change nothing)."""
+    everywhere, a dense bias that starts at ones, and tests edited to pass anyway (they must
+    change nothing)."""
     shutil.copytree(kits["exercises"], target)
     shutil.copytree(kits["solutions"] / "src", target / "src", dirs_exist_ok=True)
     if wrong:
-        losses = target / "src" / PACKAGE / "components" / "losses.py"
-        text = losses.read_text(encoding="utf-8")
-        quadratic = "ops.mean(squared, axis=-1)"
-        text = text.replace(
-            "ops.mean(ops.where(abs_error < threshold, squared, linear), axis=-1)", quadratic
-        )
-        assert quadratic in text
-        losses.write_text(text, "utf-8")
+        components = target / "src" / PACKAGE / "components"
+        where = "ops.where(abs_error < threshold, squared, linear)"
+        replace_once(components / "losses.py", where, "squared")
+        zeros = 'shape=(self.units,), initializer="zeros")'
+        replace_once(components / "layers" / "dense.py", zeros, zeros.replace("zeros", "ones"))
         (target / "tests" / "components" / "test_losses.py").write_text("", "utf-8")
         with open(target / "tests" / "conftest.py", "a", encoding="utf-8") as conftest:
             conftest.write("\ncollect_ignore_glob = ['*']\n")
@@ -285,8 +289,13 @@ def test_autograder_bundles_grade_the_submitted_source_against_the_teachers_test
     result = json.loads((checkout / "result.json").read_text(encoding="utf-8"))
     jsonschema.validate(result, json.loads(CLASSROOM50_SCHEMA.read_text(encoding="utf-8")))
     scores = {test["test-name"]: test["score"] for test in result["tests"]}
-    assert scores["loss"] == 0 and scores["hidden: test_teacher.py"] == 0, result
-    assert scores["activation"] == scores["metric"] == scores["custom_gradient"] == 1, result
+    assert scores["loss"] == scores["dense_layer"] == scores["hidden: test_teacher.py"] == 0
+    # Blame follows the wrong code: the exercises whose tests build dense layers are right.
+    for name in ("activation", "initializer", "regularizer", "constraint", "metric"):
+        assert scores[name] == 1, (name, result)
+    assert scores["custom_gradient"] == 1, result
     assert result["max-score"] == 12 and result["score"] < 12
     body = (checkout / "release-body.md").read_text(encoding="utf-8")
     assert body.startswith(f"### Grade: {result['score']} / 12") and "| loss | failing |" in body
+    assert "| dense_layer | failing |" in body
+    assert "waits for regularizer" not in body and "waits for constraint" not in body

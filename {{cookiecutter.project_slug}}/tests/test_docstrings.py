@@ -27,14 +27,25 @@ MODULE_NAMES = sorted(
 
 
 class Runner(doctest.DocTestRunner):
-    """Keeps the errors that examples raise, to tell an unfinished exercise from a failure."""
+    """Keeps the errors that examples raise (to tell an unfinished exercise from a failure) and
+    a line per failing example: which one, what it should print, what it printed or raised."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.errors = []
+        self.failed_examples = []
+
+    def report_failure(self, out, test, example, got):
+        self.failed_examples.append(
+            f"{test.name}: >>> {example.source.strip()} expected {example.want.strip()!r}, "
+            f"got {got.strip()!r}"
+        )
+        super().report_failure(out, test, example, got)
 
     def report_unexpected_exception(self, out, test, example, exc_info):
         self.errors.append(exc_info[1])
+        error = f"{type(exc_info[1]).__name__}: {exc_info[1]}".splitlines()[-1]
+        self.failed_examples.append(f"{test.name}: >>> {example.source.strip()} raised {error}")
         super().report_unexpected_exception(out, test, example, exc_info)
 
 
@@ -51,4 +62,5 @@ def test_docstring_examples_run(module_name):
         if unfinished_exercise(error):
             raise error  # conftest.py reports it as an expected failure
 {%- endif %}
-    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed"
+    first = runner.failed_examples[0] if runner.failed_examples else ""
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed; {first}"

@@ -196,6 +196,26 @@ def test_classifier_config_round_trip_and_bad_arguments():
         ConvClassifier(filters=0)
 
 
+def test_training_noise_perturbs_the_projected_features_before_the_blocks():
+    # Blocks in between: the noise layer must receive the projection's output itself (after
+    # the blocks, a model with num_blocks=0 cannot tell).
+    from unittest import mock
+
+    model = make_model(noise_stddev=0.5, num_blocks=2)
+    seen = []
+    original = model.noise.call
+
+    def record(inputs, *args, **kwargs):
+        seen.append(keras.ops.convert_to_numpy(inputs))
+        return original(inputs, *args, **kwargs)
+
+    with mock.patch.object(model.noise, "call", side_effect=record):
+        model(INPUTS, training=True)
+    projected = keras.ops.convert_to_numpy(model.input_projection(INPUTS))
+    assert len(seen) == 1
+    np.testing.assert_allclose(seen[0], projected, rtol=1e-6)
+
+
 def test_training_noise_is_added_after_the_input_projection():
     # With a zero projection, noise on the raw inputs would vanish in the projection; the
     # docstring's order (projection, then noise) keeps it.

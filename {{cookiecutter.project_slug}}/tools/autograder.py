@@ -31,8 +31,8 @@ def prepare(work):
     """The teacher's kit copied into `work`, its dependencies installed if they are missing."""
     shutil.copytree(HERE / "kit", work)
     if subprocess.run([sys.executable, "-c", NEEDED], capture_output=True).returncode:
-        install = [sys.executable, "-m", "pip", "install", "--quiet", f"{work}[digits]", "pytest"]
-        subprocess.run(install, check=True)
+        install = [sys.executable, "-m", "pip", "install", "--quiet"]
+        subprocess.run([*install, f"{work}[cpu,digits]", "pytest"], check=True)
 
 
 def take_submission(submission, work):

@@ -24,8 +24,9 @@ SETUP = """#!/usr/bin/env bash
 # Gradescope runs this once, when it builds the autograder's image.
 set -euo pipefail
 apt-get update -qq && apt-get install -y -qq python3 python3-pip python3-venv > /dev/null
-python3 -m pip install --quiet --break-system-packages "/autograder/source/kit[digits]" pytest \\
-  || python3 -m pip install --quiet "/autograder/source/kit[digits]" pytest
+KIT="/autograder/source/kit[cpu,digits]"
+python3 -m pip install --quiet --break-system-packages "$KIT" pytest \\
+  || python3 -m pip install --quiet "$KIT" pytest
 """
 RUN = """#!/usr/bin/env bash
 # Gradescope runs this for each submission (AUTOGRADER_ROOT: another root, for a local trial).

@@ -432,6 +432,50 @@ MUTANTS = (
         "tf.math.log(1.0 + tf.exp(-tf.abs(z)))",
         "log(1 + exp(-|z|)) for log1p: softplus(-30) becomes 0",
     ),
+    Mutant(
+        "metric",
+        "components/metrics.py",
+        "per_sample = ops.mean(ops.abs(y_true - y_pred), axis=-1)",
+        "per_sample = ops.abs(ops.mean(y_true - y_pred, axis=-1))",
+        "the absolute value of the mean error (equal while a sample's errors share a sign)",
+    ),
+    Mutant(
+        "model",
+        "models/residual_regressor.py",
+        "        hidden = self.noise(hidden, training=training)\n"
+        "        for block in self.blocks:\n"
+        "            hidden = block(hidden)\n",
+        "        for block in self.blocks:\n"
+        "            hidden = block(hidden)\n"
+        "        hidden = self.noise(hidden, training=training)\n",
+        "the training noise after the residual blocks (the same without blocks)",
+    ),
+    Mutant(
+        "dense_layer",
+        "components/layers/dense.py",
+        "            initializer=self.kernel_initializer,\n",
+        "",
+        "ignores its kernel initializer",
+    ),
+    Mutant(
+        "dense_layer",
+        "components/layers/dense.py",
+        'self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")',
+        'self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="ones")',
+        "the bias starts at ones",
+    ),
+    Mutant(
+        "dense_layer",
+        "components/layers/dense.py",
+        'self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")',
+        "self.bias = self.add_weight(\n"
+        '                name="bias",\n'
+        "                shape=(self.units,),\n"
+        '                initializer="zeros",\n'
+        "                regularizer=self.kernel_regularizer,\n"
+        "            )",
+        "regularizes the bias with the kernel's regularizer",
+    ),
 )
 
 

@@ -102,6 +102,7 @@ EXERCISES = (
         "components/layers/dense.py: CustomDense.build and .call",
         (
             f"{LAYERS}::test_custom_dense_matches_hand_computed_values",
+            f"{LAYERS}::test_custom_dense_uses_its_initializer_and_regularizes_only_its_kernel",
             f"{LAYERS}::test_custom_dense_passes_keras_layer_harness",
             f"{LAYERS}::test_constrained_custom_dense_passes_keras_layer_harness",
             f"{LAYERS}::test_custom_dense_keeps_its_kernel_constraint_through_an_optimizer_step",
@@ -153,7 +154,7 @@ HIDDEN_POINTS = 1
 # The earlier exercises whose code the tests of an exercise run (directly; `uses` follows them
 # through): a failure of those tests is blamed on the first of them that fails its own tests.
 USES = {
-    "dense_layer": ("activation", "initializer", "regularizer", "constraint"),
+    "dense_layer": ("activation", "initializer", "regularizer", "constraint"),  # not the reverse
     "residual_block": ("dense_layer",),
     "model": ("loss", "residual_block"),
     "train_step": ("model", "metric"),

@@ -115,6 +115,15 @@ def test_custom_dense_matches_hand_computed_values():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(outputs), [[7.0, 0.0]])
 
 
+def test_custom_dense_uses_its_initializer_and_regularizes_only_its_kernel():
+    layer = CustomDense(3, kernel_initializer="ones", kernel_regularizer=L1Penalty(0.01))
+    layer.build((None, 4))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.kernel), np.ones((4, 3)))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.bias), np.zeros(3))
+    layer.bias.assign(np.full(3, 5.0, np.float32))  # a regularized bias would add 0.15
+    assert [float(loss) for loss in layer.losses] == pytest.approx([0.01 * 4 * 3])
+
+
 def test_custom_dense_keeps_its_kernel_constraint_through_an_optimizer_step():
     layer = CustomDense(2, kernel_initializer="ones", kernel_constraint=PositiveWeights())
     layer.build((None, 3))

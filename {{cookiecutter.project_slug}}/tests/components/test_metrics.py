@@ -19,6 +19,13 @@ def test_streaming_mae_averages_over_the_last_axis_per_sample():
     assert float(metric.result()) == pytest.approx(1.0)
 
 
+def test_streaming_mae_takes_the_absolute_value_of_each_error_before_averaging():
+    # Errors of both signs within a sample: |mean(e)| = 1 would pass every same-sign test.
+    metric = StreamingMAE()
+    metric.update_state([[0.0, 0.0]], [[1.0, -3.0]])
+    assert float(metric.result()) == pytest.approx(2.0)
+
+
 def test_streaming_mae_applies_sample_weights():
     metric = StreamingMAE()
     metric.update_state([[0.0], [0.0]], [[1.0], [4.0]], sample_weight=[3.0, 1.0])

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from {{ cookiecutter.package_name }}.errors import RunError
 from {{ cookiecutter.package_name }}.launch import free_ports, tf_config
@@ -49,6 +50,30 @@ def test_tpu_on_a_machine_without_one_fails_in_one_line(make_config):
     with pytest.raises(RunError, match="distribute=tpu: no TPU found") as error:
         make_cluster(make_config("distribute=tpu").distribute)
     assert "\n" not in str(error.value)
+
+
+def test_on_gpus_one_line_names_them_the_replicas_and_the_precision(
+    make_config, monkeypatch, capsys
+):
+    listed = tf.config.list_physical_devices
+    gpus = [tf.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(2)]
+
+    def devices(kind=None):
+        return gpus if kind == "GPU" else listed(kind)
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", devices)
+    names = {gpus[0]: {"device_name": "NVIDIA L4"}, gpus[1]: {}}  # a device without a name
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", names.__getitem__)
+    make_cluster(make_config().distribute, "mixed_float16")
+    assert capsys.readouterr().err.splitlines() == [
+        "GPU: 2 found (NVIDIA L4 x1, /physical_device:GPU:1 x1); distribute=none: 1 replica;"
+        " precision=mixed_float16"
+    ]
+
+
+def test_without_a_gpu_a_cpu_build_prints_nothing(make_config, capsys):
+    make_cluster(make_config().distribute, "float32")
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize(

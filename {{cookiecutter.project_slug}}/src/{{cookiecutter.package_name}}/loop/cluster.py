@@ -62,8 +62,12 @@ def split_cpu(num_devices: int) -> list[str]:
     return [f"/cpu:{index}" for index in range(num_devices)]
 
 
-def make_cluster(cfg: DistributeConfig) -> Cluster:
-    """Returns the strategy for `cfg.strategy` with its replica and worker counts."""
+def make_cluster(cfg: DistributeConfig, precision: str | None = None) -> Cluster:
+    """Returns the strategy for `cfg.strategy` with its replica and worker counts.
+
+    On a machine with GPUs (or a CUDA build of TensorFlow that finds none) it prints one line:
+    what TensorFlow found and what the run uses of it (`gpu_line`).
+    """
     if cfg.strategy == "none":
         strategy = tf.distribute.get_strategy()
     elif cfg.strategy == "mirrored":
@@ -89,6 +93,12 @@ def make_cluster(cfg: DistributeConfig) -> Cluster:
             len(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", []))
             or 1
         )
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus or tf.test.is_built_with_cuda():
+        details = tf.config.experimental.get_device_details
+        names = [details(gpu).get("device_name", gpu.name) for gpu in gpus]
+        line = gpu_line(names, cfg.strategy, strategy.num_replicas_in_sync, precision)
+        print(line, file=sys.stderr)
     return Cluster(
         strategy,
         cfg.strategy,
@@ -97,6 +107,25 @@ def make_cluster(cfg: DistributeConfig) -> Cluster:
         task_type if num_workers > 1 else None,
         task_id,
     )
+
+
+def gpu_line(gpus: list[str], strategy: str, num_replicas: int, precision: str | None) -> str:
+    """One line: the GPUs TensorFlow found (by name), the replicas `strategy` runs and the
+    precision policy (None: a command that does not train).
+
+    >>> gpu_line(["NVIDIA A100", "NVIDIA A100"], "mirrored", 2, "mixed_float16")
+    'GPU: 2 found (NVIDIA A100 x2); distribute=mirrored: 2 replicas; precision=mixed_float16'
+    >>> gpu_line([], "none", 1, None).split("; ")[1]
+    'distribute=none: 1 replica on the CPU'
+    """
+    if gpus:
+        kinds = ", ".join(f"{name} x{gpus.count(name)}" for name in dict.fromkeys(gpus))
+        found, where = f"GPU: {len(gpus)} found ({kinds})", ""
+    else:
+        found = "GPU: none found (a CUDA build: see the driver, CUDA_VISIBLE_DEVICES)"
+        where = " on the CPU"
+    used = f"distribute={strategy}: {num_replicas} replica{'s' if num_replicas > 1 else ''}{where}"
+    return "; ".join([found, used, *([f"precision={precision}"] if precision else [])])
 
 
 def slurm_tf_config(port_base: int) -> str:

@@ -62,7 +62,7 @@ def train_and_evaluate(cfg: Config) -> dict:
         early = not cfg.data.files and cfg.distribute.strategy == "none"
         source = task.source(cfg.data) if early else None
         configure_threads(cfg, task, source)
-        cluster = make_cluster(cfg.distribute)
+        cluster = make_cluster(cfg.distribute, cfg.precision.policy)
         agree(cluster, settings_of(cfg), "their settings")
         keras.utils.set_random_seed(cfg.seed)
         source = source or task.source(cfg.data)
