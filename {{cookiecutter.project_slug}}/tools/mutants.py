@@ -293,6 +293,20 @@ MUTANTS = (
     ),
     Mutant(
         "train_step",
+        "tasks/base.py",
+        "loop.apply_gradients(tape, loss)",
+        "loop.apply_gradients(tape, loop.compute_average_loss(per_example))",
+        "the update leaves out the model's own losses (the logged loss keeps them)",
+    ),
+    Mutant(
+        "train_step",
+        "tasks/base.py",
+        "for metric in loop.metrics:\n            metric.update_state(targets, predictions)",
+        "for metric in loop.metrics[:0]:\n            metric.update_state(targets, predictions)",
+        "no training metric is updated",
+    ),
+    Mutant(
+        "train_step",
         "loop/step.py",
         "        if self.loss_scaled:  # each optimizer's own (dynamic) loss scale\n",
         "        if False:\n",

@@ -38,8 +38,8 @@ or outputs). With dict outputs, `build_loss` returns a dict of losses, one per o
 lists per output: the loop logs `<output>_loss` and `<output>_<metric>` for each.
 
 Import Keras where you like. The command-line check imports only the selected task's module
-(`task=<name>` imports `tasks/<name>.py`), so a module that imports Keras at the top costs the
-import of TensorFlow only when it is selected; the shipped tasks import Keras inside
+(`task=<name>` imports `tasks/<name>.py`), so a module that imports Keras at the top pays for
+TensorFlow's import only when it is selected; the shipped tasks import Keras inside
 their methods, so a bad command line for them is refused at once. Keras classes a task module
 defines (its model, layers) are registered with Keras by `import <package>`, so a `.keras`
 export reloads with no registry edit.
