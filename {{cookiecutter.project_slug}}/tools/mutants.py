@@ -329,8 +329,10 @@ MUTANTS = (
     Mutant(
         "train_step",
         "loop/step.py",
-        "self._norms[key].update_state(norm)",
-        "self._norms[key].update_state(tf.linalg.global_norm(gradients) / scales[0])",
+        "self._norms[key].update_state(tf.where(finite, norm, 0.0), sample_weight=weight)",
+        "self._norms[key].update_state(\n"
+        "                tf.linalg.global_norm(gradients) / scales[0], sample_weight=weight\n"
+        "            )",
         "logs the norm of the clipped gradients",
     ),
     Mutant(

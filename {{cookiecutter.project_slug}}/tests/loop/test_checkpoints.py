@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from {{ cookiecutter.package_name }}.errors import Diverged, RunError
+from {{ cookiecutter.package_name }}.loop.actions import Action
 from {{ cookiecutter.package_name }}.loop.checkpoints import unreadable_reason
 from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
 
@@ -70,14 +71,32 @@ def test_run_dir_of_another_model_is_refused_naming_the_difference(make_config):
     assert train_and_evaluate(make_config("task.label_noise=0.2"))["step"] == 40
 
 
-def test_exploding_learning_rate_stops_and_writes_no_non_finite_checkpoint(
-    make_config, tmp_path, task
-):
-    train_and_evaluate(make_config("train.steps=20", task=task))
+class PoisonWeights(Action):
+    """At its first call, puts NaN into every model's weights: a blow-up mid-run, whatever the
+    task's step computes."""
+
+    def __init__(self, every_steps: int = 20):
+        self.every_steps = every_steps
+
+    def __call__(self, run, boundary):
+        for model in run.trainer.models.values():
+            for variable in model.trainable_variables:
+                variable.assign(tf.fill(variable.shape, float("nan")))
+
+
+def test_a_non_finite_step_stops_and_writes_no_non_finite_checkpoint(make_config, tmp_path, task):
+    poison = "+callbacks.poison={_target_: " + f"{__name__}.PoisonWeights" + "}"
+    with pytest.raises(Diverged, match=r"step 21.*not finite.*ckpt-20"):
+        train_and_evaluate(make_config("checkpoint.every_steps=5", poison, task=task))
+    state = tf.train.get_checkpoint_state(str(tmp_path / "run" / "checkpoints"))
+    assert state.model_checkpoint_path.endswith("ckpt-20")
+    assert unreadable_reason(state.model_checkpoint_path) is None  # whole and finite
+
+
+def test_exploding_learning_rate_stops_and_writes_no_non_finite_checkpoint(make_config, tmp_path):
+    train_and_evaluate(make_config("train.steps=20"))
     with pytest.raises(Diverged, match=r"step 2\d.*not finite.*ckpt-20"):
-        train_and_evaluate(
-            make_config("optimizer.learning_rate=1e30", "checkpoint.every_steps=5", task=task)
-        )
+        train_and_evaluate(make_config("optimizer.learning_rate=1e30", "checkpoint.every_steps=5"))
     state = tf.train.get_checkpoint_state(str(tmp_path / "run" / "checkpoints"))
     assert state.model_checkpoint_path.endswith("ckpt-20")
     assert unreadable_reason(state.model_checkpoint_path) is None  # whole and finite

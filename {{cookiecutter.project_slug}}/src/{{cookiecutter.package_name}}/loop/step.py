@@ -116,8 +116,10 @@ class StepContext:
                 " compute it inside the tape, or leave those variables to another optimizer"
             )
         gradients, norm = self._clip(gradients, scales[0])
-        if self._norms is not None:
-            self._norms[key].update_state(norm)
+        if self._norms is not None:  # a step loss scaling skips (non-finite) is not logged
+            finite = tf.math.is_finite(norm)
+            weight = tf.cast(finite, tf.float32)
+            self._norms[key].update_state(tf.where(finite, norm, 0.0), sample_weight=weight)
         start = 0
         for name, scale in zip(names, scales):
             end = start + len(self.variables[name])
