@@ -120,7 +120,7 @@ def dropped_in(tmp_path, monkeypatch, example):
     return example
 
 
-KILLED_RUN = ("train.steps=600", "checkpoint.every_steps=100", "eval.every_steps=300")
+KILLED_RUN = ("train.steps=300", "checkpoint.every_steps=50", "eval.every_steps=150")
 
 
 @pytest.mark.slow
@@ -129,7 +129,7 @@ def test_each_example_dropped_into_tasks_resumes_bitwise_after_a_kill(tmp_path, 
     code, _, err = finish(start(straight, *KILLED_RUN, task=dropped_in))
     assert code == 0, err
     process = start(killed, *KILLED_RUN, task=dropped_in)
-    wait_for_step(process, killed, 250)
+    wait_for_step(process, killed, 120, timeout=600)
     process.send_signal(signal.SIGKILL)
     process.wait()
     code, _, err = finish(start(killed, *KILLED_RUN, task=dropped_in))
@@ -159,7 +159,7 @@ def test_each_example_trains_on_two_replicas_and_in_both_mixed_precisions(
         train_and_evaluate(cfg)
         records = read_metrics(cfg.run_dir)
         assert records[-1]["loss"] < 0.8 * records[0]["loss"], (label, records)
-    one, two = (weights_at(configs[label].run_dir, 40) for label in ("one", "two"))
+    one, two = (weights_at(Path(configs[label].run_dir), 40) for label in ("one", "two"))
     assert one.keys() == two.keys()
     for name in one:
         np.testing.assert_allclose(one[name], two[name], rtol=1e-4, atol=1e-5, err_msg=name)
