@@ -132,8 +132,9 @@ def test_each_example_dropped_into_tasks_resumes_bitwise_after_a_kill(tmp_path, 
     wait_for_step(process, killed, 250, timeout=600)  # start-up is slow on a busy machine
     process.send_signal(signal.SIGKILL)
     process.wait()
-    code, _, err = finish(start(killed, *KILLED_RUN, task=dropped_in))
-    assert code == 0, err
+    resumed = start(killed, *KILLED_RUN, task=dropped_in)
+    _, err = resumed.communicate(timeout=900)  # start-up is slow on a busy machine
+    assert resumed.returncode == 0, err
     assert "next step" in err  # it resumed
     assert final_digest(killed) == final_digest(straight)
 
@@ -161,8 +162,8 @@ def test_each_example_trains_on_two_replicas_and_in_both_mixed_precisions(
         assert records[-1]["loss"] < 0.8 * records[0]["loss"], (label, records)
     one, two = (weights_at(Path(configs[label].run_dir), 40) for label in ("one", "two"))
     assert one.keys() == two.keys()
-    for name in one:
-        np.testing.assert_allclose(one[name], two[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    for name in one:  # 40 Adam steps on sums taken in another order (the VAE's KL per replica)
+        np.testing.assert_allclose(one[name], two[name], rtol=1e-3, atol=1e-5, err_msg=name)
     # float16: every optimizer scales its loss by a dynamic scale of its own, checkpointed
     float16 = configs["float16"]
     names = tf.train.load_checkpoint(f"{float16.run_dir}/checkpoints")
