@@ -272,10 +272,7 @@ class Task:
 
     def eval_step(self, batch, loop) -> dict:
         """One replica's evaluation of its share of a held-out batch; returns the values to log
-        (as `eval_<name>`, averaged over the held-out split), and updates `loop.metrics`.
-
-        Return a `loss` where the task has one: `eval_loss` is what `debug=smoke` keeps the best
-        checkpoint by."""
+        (as `eval_<name>`, averaged over the held-out split), and updates `loop.metrics`."""
         from ..loop.outputs import as_float32
 
         inputs, targets = batch
