@@ -215,6 +215,19 @@ def test_exercises_suite_reports_expected_failures_and_no_error(kits, tmp_path):
     assert "Next: activation" in check.stdout, check.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.minutes(3)
+def test_solutions_kit_passes_its_teaching_tests(kits, tmp_path):
+    # A research bake, the default, runs the rest of the suite in test_baked_projects.py; the
+    # teaching files are what the solutions kit adds to it.
+    project = tmp_path / "solutions"
+    shutil.copytree(kits["solutions"], project)
+    teaching = sorted(path for path in TEACHING if path.startswith("tests/"))
+    command = [install(project), "-m", "pytest", "-q", "-p", "no:cacheprovider", *teaching]
+    done = run([*command, "tests/test_docstrings.py", "-m", "not slow"], cwd=project)
+    assert re.search(r"\d+ passed", done.stdout.strip().splitlines()[-1]), done.stdout[-2000:]
+
+
 HIDDEN_TEST = """from custom_tf_project.components.losses import huber
 
 
