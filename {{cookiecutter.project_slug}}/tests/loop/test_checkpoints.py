@@ -208,3 +208,22 @@ def test_switching_weight_averages_on_is_refused_as_a_change_of_what_checkpoints
     assert train_and_evaluate(make_config())["step"] == 40  # the same settings resume
     # and the run keeps its id, which the checkpoint carried
     assert json.loads((tmp_path / "run" / "run.json").read_text())["run_id"] == record["run_id"]
+
+
+def test_models_and_optimizers_that_differ_are_named_not_a_tensor(tmp_path):
+    from {{ cookiecutter.package_name }}.loop.checkpoints import objects_that_differ
+
+    def optimizer():
+        return tf.keras.optimizers.SGD()
+
+    written = tf.train.Checkpoint(step=tf.Variable(1), optimizer_all=optimizer())
+    written.optimizer_all.build([tf.Variable(1.0)])
+    path = written.write(str(tmp_path / "ckpt-1"))
+    wanted = tf.train.Checkpoint(
+        step=tf.Variable(1), optimizer_body=optimizer(), optimizer_head=optimizer()
+    )
+    assert objects_that_differ(path, wanted) == (
+        "it holds optimizer_all, which this config does not make; it lacks optimizer_body, "
+        "optimizer_head, which this config makes"
+    )
+    assert objects_that_differ(path, written) is None
