@@ -394,10 +394,12 @@ def table(rows, outcomes=None):
     for exercise, status, _, _ in rows:
         if status == "failing":
             lines.append(f"Failing: {exercise.name}:")
-            for nodeid, message in (outcomes.failed_tests(exercise) if outcomes else [])[:3]:
+            failed = outcomes.failed_tests(exercise) if outcomes else []
+            for nodeid, message in failed[:3]:
                 lines.append(f"  {nodeid}")
                 lines.append(f"    {message[:600]}")
-            lines.append(f"  run `pytest {' '.join(exercise.tests[:1])}` to read the whole story.")
+            first = failed[0][0] if failed else exercise.tests[0]
+            lines.append(f"  run `pytest '{first}'` to read the whole story.")
     to_do = [exercise for exercise, status, _, _ in rows if status == "to do"]
     if to_do:
         lines.append(f"Next: {to_do[0].name}: write {to_do[0].where} (its brief comment says how).")
