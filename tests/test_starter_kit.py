@@ -123,9 +123,11 @@ def test_a_research_bake_holds_no_exercise_text_grader_or_teaching_command(kits)
     assert not re.search(r"^(check|mutants|autograders):", makefile, re.MULTILINE)
     assert "hidden_tests" not in (project / ".gitignore").read_text(encoding="utf-8")
     # The solutions kit is the research bake plus the teaching files and the exercises' briefs.
+    # (cli.py: its one-line report of an unfinished exercise is a teaching kit's only)
     taught = sources(kits["solutions"])
     for path, text in sources(project).items():
-        assert text == without_briefs(taught[path]), path
+        if not path.endswith("/cli.py"):
+            assert text == without_briefs(taught[path]), path
 
 
 def without_briefs(text):
@@ -184,7 +186,7 @@ def test_every_curated_mutant_applies_exactly_once_to_the_solutions(kits):
     mutants = importlib.util.module_from_spec(spec)
     sys.modules["solutions_mutants"] = mutants  # a dataclass looks its module up there
     spec.loader.exec_module(mutants)
-    assert len(mutants.MUTANTS) >= 63
+    assert len(mutants.MUTANTS) >= 60
     stale = [problem for problem in mutants.problems_of(mutants.MUTANTS) if problem]
     assert not stale, stale
 
