@@ -1,5 +1,6 @@
 """Removes what the chosen options do not need, cuts the exercises, prints the next steps."""
 
+import ast
 import json
 import os
 import re
@@ -111,8 +112,10 @@ def cut_exercises(lines, kit):
 
 
 def keep_imports(lines):
-    """Puts KEEP_IMPORTS on the line before the first import."""
-    first = next(i for i, line in enumerate(lines) if line.startswith(("import ", "from ")))
+    """Puts KEEP_IMPORTS on the line before the first import statement (after the module's
+    docstring, whose lines may start with "from" too)."""
+    tree = ast.parse("".join(lines))
+    first = next(n.lineno for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))) - 1
     return [*lines[:first], KEEP_IMPORTS, *lines[first:]]
 
 

@@ -196,6 +196,20 @@ def test_a_sweep_summary_that_cannot_be_written_names_the_file(tmp_path):
         write_summary(str(tmp_path))
 
 
+def test_a_sweep_directory_that_cannot_be_made_is_one_line_before_any_job(tmp_path, capsys):
+    from {{ cookiecutter.package_name }}.cli import run
+
+    (tmp_path / "file").write_text("")
+    ran = []
+    sweep = ["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'file' / 'sweep'}"]
+    assert run("train", ran.append, sweep) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: hydra.sweep.dir={tmp_path / 'file' / 'sweep'}: not writable (Not a directory: "
+        f"{tmp_path / 'file'} is a file, not a directory)"
+    )
+    assert ran == []
+
+
 def test_a_run_dir_that_is_a_link_to_nothing_or_too_long_is_refused_before_anything_is_written(
     tmp_path,
 ):

@@ -24,6 +24,7 @@ import tensorflow as tf
 from .errors import RunError
 from .loop.actions import Action
 from .loop.run_dir import write_json
+from .storage import storage_error
 
 __all__ = ["ConfusionMatrix", "MLflowTracker"]
 
@@ -74,10 +75,14 @@ class ConfusionMatrix(Action):
             worst = np.argsort(-loss, kind="stable")[: self.worst]
             figure = _examples_figure(x[worst], y[worst], class_ids[worst], boundary.step)
             images["worst_examples"] = _png(figure)
-        with self.writer.as_default(step=boundary.step):
-            for name, png in images.items():
-                tf.summary.image(name, tf.image.decode_png(png)[None])
-        self.writer.flush()
+        try:
+            with self.writer.as_default(step=boundary.step):
+                for name, png in images.items():
+                    tf.summary.image(name, tf.image.decode_png(png)[None])
+            self.writer.flush()
+        except (OSError, tf.errors.OpError) as error:  # no space, a file in the way...
+            directory = os.path.join(run.run_dir, "tensorboard", "eval_images")
+            raise storage_error(directory, error) from None
 
     def _predict(self, run):
         xs, ys, ids, probabilities = [], [], [], []

@@ -394,10 +394,12 @@ def table(rows, outcomes=None):
     for exercise, status, _, _ in rows:
         if status == "failing":
             lines.append(f"Failing: {exercise.name}:")
-            for nodeid, message in (outcomes.failed_tests(exercise) if outcomes else [])[:3]:
+            failed = outcomes.failed_tests(exercise) if outcomes else []
+            for nodeid, message in failed[:3]:
                 lines.append(f"  {nodeid}")
                 lines.append(f"    {message[:600]}")
-            lines.append(f"  run `pytest {' '.join(exercise.tests[:1])}` to read the whole story.")
+            first = failed[0][0] if failed else exercise.tests[0]
+            lines.append(f"  run `pytest '{first}'` to read the whole story.")
     to_do = [exercise for exercise, status, _, _ in rows if status == "to do"]
     if to_do:
         lines.append(f"Next: {to_do[0].name}: write {to_do[0].where} (its brief comment says how).")
@@ -482,7 +484,12 @@ def reset(exercise, package_dir=PACKAGE_DIR, keep=None):
         node = _find(ast.parse("".join(lines)), qualified.split("."))
         body = node.body[1:] if ast.get_docstring(node) else node.body
         first, last = body[0].lineno - 1, body[-1].end_lineno
-        indent = " " * body[0].col_offset
+        brief = f"# Exercise `{exercise.name}`"
+        # What comes before the brief comment (an import the body needs) is not the exercise's.
+        at = next((i for i in range(first, last) if lines[i].lstrip().startswith(brief)), None)
+        if at is not None:
+            first = next(i for i in range(at, last) if not lines[i].lstrip().startswith("#"))
+        indent = " " * body[-1].col_offset
         raise_line = f'{indent}raise NotImplementedError("{stub(exercise.name)}")\n'
         if len(raise_line) > 101:
             raise_line = (
@@ -491,8 +498,9 @@ def reset(exercise, package_dir=PACKAGE_DIR, keep=None):
             )
         lines = [*lines[:first], raise_line, *lines[last:]]
         if KEEP_IMPORTS not in lines:  # as the exercises kit has it: imports kept for later
-            at = next(i for i, line in enumerate(lines) if line.startswith(("import ", "from ")))
-            lines.insert(at, KEEP_IMPORTS)
+            tree = ast.parse("".join(lines))  # the first import statement, past the docstring
+            at = next(n.lineno for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)))
+            lines.insert(at - 1, KEEP_IMPORTS)
         path.write_text("".join(lines), encoding="utf-8")
         if path not in changed:
             changed.append(path)

@@ -118,6 +118,10 @@ def execute(main: Callable[[Config], object], cfg: Config, tensorflow: bool = Tr
     # tf.data warns about its own option plumbing under multi-worker strategies; not actionable.
     warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options")
     if tensorflow:
+        refusal = address_space_refusal()
+        if refusal:
+            print(f"error: {refusal}", file=sys.stderr)
+            return EXIT_USAGE
         import_tensorflow(quiet)
 
     try:
@@ -153,6 +157,46 @@ def execute(main: Callable[[Config], object], cfg: Config, tensorflow: bool = Tr
         )
         return stop.exit_code
     return 0
+
+
+# The address space TensorFlow takes to start its runtime and thread pools: the default run
+# aborted in `pthread_create` (exit 134, no checkpoint, no Python error to catch) below about
+# 2.2 GB with 1 CPU and 2.4 GB with 2 (`ulimit -v`, TensorFlow 2.21, Linux x86-64); each thread
+# reserves its stack and a malloc arena.
+ADDRESS_SPACE_BASE = 2_100_000_000
+ADDRESS_SPACE_PER_CPU = 150_000_000
+
+
+def address_space_refusal(limit: int | None = None, cpus: int | None = None) -> str | None:
+    """One line when the address-space limit (`ulimit -v`, RLIMIT_AS) is too low for
+    TensorFlow's threads on `cpus` CPUs, else None; read from the process when not given.
+
+    >>> address_space_refusal(1_500_000_000, cpus=2).split(";")[0]
+    'the memory limit (ulimit -v) allows 1.5 GB of address space'
+    >>> address_space_refusal(8_000_000_000, cpus=2) is None
+    True
+    """
+    if limit is None:
+        try:
+            import resource
+        except ImportError:  # Windows: no such limit
+            return None
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return None
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    needed = ADDRESS_SPACE_BASE + ADDRESS_SPACE_PER_CPU * (cpus or 1)
+    if limit >= needed:
+        return None
+    from .storage import readable_size
+
+    return (
+        f"the memory limit (ulimit -v) allows {readable_size(limit)} of address space; "
+        f"TensorFlow needs about {readable_size(needed)} to start its threads on {cpus} CPUs "
+        "and would abort without a checkpoint: raise it (ulimit -v unlimited), or use fewer "
+        "CPUs (taskset)"
+    )
 
 
 # What every TensorFlow start prints on stderr, whatever TF_CPP_MIN_LOG_LEVEL says (absl's
@@ -223,6 +267,31 @@ def objective(cfg: Config) -> float:
     return float(value) if isinstance(value, (int, float)) else float("nan")
 
 
+def stopped_clock() -> str | None:
+    """One line when a clock a sweep reads does not move, else None: Hydra's sweeper divides by
+    the time it measured (ZeroDivisionError under a frozen clock), and the default sweep
+    directory is named by the wall clock, so two sweeps would share it."""
+    import time
+
+    wall, counter = time.time(), time.perf_counter()
+    time.sleep(0.002)
+    stopped = [
+        name
+        for name, before, now in (
+            ("time.time", wall, time.time()),
+            ("time.perf_counter", counter, time.perf_counter()),
+        )
+        if now <= before
+    ]
+    if not stopped:
+        return None
+    return (
+        f"the clock does not move ({' and '.join(stopped)} did not advance over 2 ms): a "
+        "sweep times its jobs and names its directory by it; set the system clock going (or "
+        "faketime's rate) and run the sweep again"
+    )
+
+
 def _run_with_hydra(module: str, main: Callable[[Config], object], argv: list[str]) -> int:
     """Hands the command line to `@hydra.main`: its flags, sweeps and launchers."""
     import hydra
@@ -233,6 +302,11 @@ def _run_with_hydra(module: str, main: Callable[[Config], object], argv: list[st
     from .tasks.base import shipped_tasks
 
     shipped_tasks()  # each one an option of the `task` group
+    if any(arg in ("-m", "--multirun") for arg in argv):
+        stopped = stopped_clock()
+        if stopped:
+            print(f"error: {stopped}", file=sys.stderr)
+            return EXIT_USAGE
     codes = []
 
     @hydra.main(config_path=f"pkg://{__package__}.conf", config_name="config", version_base=None)

@@ -18,6 +18,7 @@ storing an iterator in the checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zipfile
 from typing import NamedTuple
@@ -25,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import RunError
+from .storage import readable_size
 
 
 class Arrays(NamedTuple):
@@ -60,15 +62,89 @@ def map_arrays(function, nest):
     return function(nest)
 
 
+# What a task learns from: bool, integer and floating-point arrays (numpy's kinds b, i, u, f).
+# Complex numbers would lose their imaginary part in a cast, objects cannot become tensors.
+LEARNABLE_KINDS = "biuf"
+
+
+def check_dtype(name: str, dtype: np.dtype, source: str) -> None:
+    """Refuses (RunError, one line) an array a task cannot learn from, naming it and its dtype."""
+    if dtype.kind not in LEARNABLE_KINDS:
+        raise RunError(
+            f"{source}: {name} has dtype {dtype}; a task learns from bool, integer or "
+            "floating-point arrays (convert it first, e.g. complex numbers into two float columns)"
+        )
+
+
+def check_dtypes(arrays: Arrays, source: str) -> None:
+    """`check_dtype` on every array of `arrays` (named arrays as `x_train.<name>`...)."""
+    for field in Arrays._fields:
+        for name, array in leaves(getattr(arrays, field), field):
+            check_dtype(name, np.asarray(array).dtype, source)
+
+
+def memory_bytes() -> int | None:
+    """The memory this process may use: the machine's, or less under a limit (`ulimit -v`)."""
+    limits = []
+    with contextlib.suppress(ValueError, OSError, AttributeError):  # AttributeError: Windows
+        limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    try:
+        import resource
+    except ImportError:  # Windows: no process limits to read
+        return min(limits, default=None)
+    for kind in ("RLIMIT_AS", "RLIMIT_DATA"):
+        soft = resource.getrlimit(getattr(resource, kind))[0]
+        if soft != resource.RLIM_INFINITY:
+            limits.append(soft)
+    return min(limits, default=None)
+
+
+def npz_headers(npz) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """`{key: (shape, dtype)}` of every array of an open `.npz`, read from the headers alone."""
+    from numpy.lib import format as npy
+
+    headers = {}
+    for key in npz.files:
+        with npz.zip.open(f"{key}.npy") as file:
+            version = npy.read_magic(file)
+            read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, _, dtype = read(file)
+        headers[key] = (tuple(shape), np.dtype(dtype))
+    return headers
+
+
+def check_npz_headers(path: str, headers: dict) -> None:
+    """Refuses, before any array is read, a dtype no task learns from and arrays that declare
+    more bytes than this process may use."""
+    source = f"data.path={path}"
+    sizes = {}
+    for key, (shape, dtype) in headers.items():
+        check_dtype(key, dtype, source)
+        sizes[key] = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    memory = memory_bytes()
+    total = sum(sizes.values())
+    if memory and total > memory:
+        key = max(sizes, key=sizes.get)
+        shape, dtype = headers[key]
+        declared, allowed = readable_size(total), readable_size(memory)
+        raise RunError(
+            f"{source}: its arrays declare {declared} ({key}: shape {shape} {dtype}), more than "
+            f"the {allowed} of memory this process may use; stream data larger than memory "
+            "from shards (prepare writes them, data.files reads them)"
+        )
+
+
 def load_npz(path: str) -> Arrays:
     """The four arrays of an `.npz` (`x_train`, `y_train`, `x_test`, `y_test`), dtypes kept: the
     task casts and checks them (`Task.check_arrays`). Named inputs or targets are stored as
-    `x_train.<name>`, `y_train.<name>`... and come back as dicts."""
+    `x_train.<name>`, `y_train.<name>`... and come back as dicts. Their headers are read first:
+    a dtype no task learns from (complex, object, text...) or arrays larger than memory are
+    refused before anything is loaded."""
+    expected = "expected an .npz with x_train, y_train, x_test, y_test"
+    if os.path.isdir(path):
+        raise RunError(f"data.path={path}: is a directory, not a file ({expected})")
     if not os.path.isfile(path):
-        raise RunError(
-            f"data.path={path}: no such file (expected an .npz with x_train, y_train, "
-            "x_test, y_test)"
-        )
+        raise RunError(f"data.path={path}: no such file ({expected})")
     if not zipfile.is_zipfile(path):
         raise RunError(
             f"data.path={path}: not an .npz archive (numpy.savez writes one, with x_train, "
@@ -76,6 +152,7 @@ def load_npz(path: str) -> Arrays:
         )
     try:
         with np.load(path) as npz:
+            check_npz_headers(path, npz_headers(npz))
             found = {}
             for key in npz.files:
                 field, _, name = key.partition(".")
@@ -84,7 +161,7 @@ def load_npz(path: str) -> Arrays:
                 else:
                     found[field] = np.asarray(npz[key])
             return Arrays(*(found[key] for key in Arrays._fields))
-    except (KeyError, ValueError, OSError) as error:
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as error:
         raise RunError(
             f"data.path={path}: unreadable ({str(error).splitlines()[0]}); expected "
             "arrays x_train, y_train, x_test, y_test"
@@ -140,6 +217,7 @@ class ArraySource:
     """Training and held-out pipelines over arrays in memory (the task's own, or `data.path`)."""
 
     def __init__(self, arrays: Arrays, description: str):
+        check_dtypes(arrays, description)  # also arrays a task makes in code
         self.arrays, self.description = arrays, description
         self.example_inputs, self.example_targets = arrays.x_train, arrays.y_train
         self.num_train_examples = num_rows(arrays.x_train)

@@ -21,6 +21,7 @@ def restore_run(cfg: Config):
     from .errors import RunError
     from .loop.checkpoints import CheckpointKeeper
     from .loop.cluster import make_cluster
+    from .loop.run_dir import identity_keys, read_run_json, run_identity
     from .loop.threads import configure_threads
     from .loop.trainer import Trainer
     from .tasks.base import make_task
@@ -35,7 +36,11 @@ def restore_run(cfg: Config):
     directory = os.path.join(cfg.run_dir, "checkpoints")
     if which == "best":
         directory = os.path.join(directory, "best")
-    keeper = CheckpointKeeper(trainer.checkpoint, directory, cfg.checkpoint.max_to_keep, False)
+    record = read_run_json(cfg.run_dir) or {}  # its run id, which its checkpoints carry
+    identity = run_identity(cfg, identity_keys(task), record.get("run_id"))
+    keeper = CheckpointKeeper(
+        trainer.checkpoint, directory, cfg.checkpoint.max_to_keep, False, identity
+    )
     step = keeper.restore_latest()
     if step is None and which == "best":
         raise RunError(

@@ -122,9 +122,10 @@ def _space(path: str) -> str | None:
     free = stat.f_bavail * stat.f_frsize
     said = os.strerror(errno.ENOSPC)
     if stat.f_files and stat.f_favail == 0:
-        return f"{said}: no inodes left ({_size(free)} free, but no new file can be made)"
+        left = readable_size(free)
+        return f"{said}: no inodes left ({left} free, but no new file can be made)"
     if free < LOW_SPACE_BYTES:
-        return f"{said} ({_size(free)} free)"
+        return f"{said} ({readable_size(free)} free)"
     return None
 
 
@@ -158,7 +159,8 @@ def nearest_existing(path: str) -> str:
     return path
 
 
-def _size(num_bytes: int) -> str:
+def readable_size(num_bytes: int) -> str:
+    """`1.5 GB`, `12 bytes`: decimal units."""
     for unit in ("bytes", "KB", "MB", "GB", "TB"):
         if num_bytes < 1000 or unit == "TB":
             return f"{num_bytes:.0f} {unit}" if unit == "bytes" else f"{num_bytes:.1f} {unit}"

@@ -14,12 +14,13 @@ import json
 import math
 import os
 import sys
+import tempfile
 
 import yaml
 from hydra.experimental.callback import Callback
 
 from .errors import EXIT_USAGE
-from .storage import StorageError, storage_error
+from .storage import StorageError, storage_cause, storage_error
 
 
 def job_directories(sweep_dir: str) -> list[str]:
@@ -224,6 +225,14 @@ class SweepSummary(Callback):
 
     def on_multirun_start(self, config, **kwargs) -> None:
         sweep_dir = config.hydra.sweep.dir
+        try:  # made and proven writable before Hydra writes into it (its error: a traceback)
+            os.makedirs(sweep_dir, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=sweep_dir):
+                pass
+        except OSError as error:
+            cause = storage_cause(error, os.path.join(sweep_dir, "x"))
+            print(f"error: hydra.sweep.dir={sweep_dir}: not writable ({cause})", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE) from None
         taken = sorted(job_directories(sweep_dir), key=int) if os.path.isdir(sweep_dir) else []
         if not taken:
             return

@@ -1,13 +1,17 @@
 """What a run guarantees about its checkpoints when things go wrong."""
 
 import glob
+import json
 import logging
 import os
+import re
+import shutil
 
 import pytest
 import tensorflow as tf
 
 from {{ cookiecutter.package_name }}.errors import Diverged, RunError
+from {{ cookiecutter.package_name }}.evaluate import evaluate
 from {{ cookiecutter.package_name }}.loop.actions import Action
 from {{ cookiecutter.package_name }}.loop.checkpoints import unreadable_reason
 from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
@@ -133,13 +137,18 @@ def test_evaluate_beside_a_training_that_prunes_reads_the_newer_checkpoint(
     from {{ cookiecutter.package_name }}.loop import checkpoints
 
     train_and_evaluate(make_config())
+    ahead = tmp_path / "ahead"  # the same run, 20 steps further: its ckpt-60
+    shutil.copytree(tmp_path / "run", ahead)
+    train_and_evaluate(make_config("train.steps=60", run_dir=ahead))
     read = checkpoints.unreadable_reason
     pruned = []
 
     def meanwhile_training_saves_60_and_prunes_40(prefix):
         if not pruned:  # a training process saves ckpt-60 and deletes ckpt-40 under our feet
+            for path in glob.glob(str(ahead / "checkpoints" / "ckpt-60.*")):
+                shutil.copyfile(path, tmp_path / "run" / "checkpoints" / os.path.basename(path))
             for path in glob.glob(ckpt(tmp_path, 40) + ".*"):
-                os.replace(path, path.replace("ckpt-40", "ckpt-60"))
+                os.remove(path)
             pruned.append(prefix)
         return read(prefix)
 
@@ -149,3 +158,91 @@ def test_evaluate_beside_a_training_that_prunes_reads_the_newer_checkpoint(
     assert pruned  # the newest was read while it was pruned
     assert result["step"] == 60  # not the older ckpt-20, and not "damaged"
     assert "damaged" not in caplog.text
+
+
+def copy_checkpoint(source: str, target: str) -> None:
+    """Copies the files of checkpoint `source` (a prefix) as checkpoint `target`."""
+    for path in glob.glob(glob.escape(source) + ".*"):
+        shutil.copyfile(path, target + path[len(source) :])
+
+
+def test_a_checkpoint_of_another_run_of_the_same_shapes_is_refused_naming_whose_it_is(
+    make_config, tmp_path
+):
+    train_and_evaluate(make_config("train.steps=20"))
+    other = make_config("train.steps=40", run_dir=tmp_path / "other")  # same config, other run
+    train_and_evaluate(other)
+    reseeded = make_config("train.steps=60", "seed=1", run_dir=tmp_path / "reseeded")
+    train_and_evaluate(reseeded)
+    ids = {
+        name: json.loads((tmp_path / name / "run.json").read_text())["run_id"]
+        for name in ("run", "other")
+    }
+    copy_checkpoint(str(tmp_path / "other" / "checkpoints" / "ckpt-40"), ckpt(tmp_path, 40))
+    expected = (
+        f"{ckpt(tmp_path, 40)}: belongs to run {ids['other']}, not to this run_dir's run "
+        f"{ids['run']} (run.json): copied in from another run, it is never resumed; move it "
+        "away, or train into a new run_dir"
+    )
+    with pytest.raises(RunError) as refused:
+        train_and_evaluate(make_config("train.steps=60"))
+    assert str(refused.value) == expected
+    with pytest.raises(RunError) as refused:  # evaluate and export restore the same way
+        evaluate(make_config())
+    assert str(refused.value) == expected
+    for path in glob.glob(ckpt(tmp_path, 40) + ".*"):
+        os.remove(path)
+    copy_checkpoint(str(tmp_path / "reseeded" / "checkpoints" / "ckpt-60"), ckpt(tmp_path, 60))
+    other_seed = r"ckpt-60: written with other settings: seed was 1, now 42;"
+    with pytest.raises(RunError, match=other_seed):
+        train_and_evaluate(make_config("train.steps=80"))
+
+
+def test_a_renamed_checkpoint_is_refused_naming_the_step_it_holds(make_config, tmp_path):
+    train_and_evaluate(make_config("train.steps=20"))
+    for path in glob.glob(ckpt(tmp_path, 20) + ".*"):
+        os.rename(path, path.replace("ckpt-20", "ckpt-30"))
+    with pytest.raises(RunError) as refused:
+        train_and_evaluate(make_config())
+    assert str(refused.value) == (
+        f"{ckpt(tmp_path, 30)}: holds step 20, not 30: a checkpoint is named by its step, so it "
+        "was renamed or copied over; rename it ckpt-20 or move it away"
+    )
+
+
+def test_switching_weight_averages_on_is_refused_as_a_change_of_what_checkpoints_hold(
+    make_config, tmp_path
+):
+    train_and_evaluate(make_config("train.steps=20"))
+    what = (
+        "optimizer.ema_decay was 0.0, now 0.99 (it changes what a checkpoint holds: the weight "
+        "averages, kept when it is above 0)"
+    )
+    with pytest.raises(RunError, match=re.escape(f"a different config: {what}; use a new")):
+        train_and_evaluate(make_config("optimizer.ema_decay=0.99"))
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    (tmp_path / "run" / "run.json").unlink()  # without the record, the checkpoint says it
+    with pytest.raises(RunError, match=re.escape(f"ckpt-20: written with other settings: {what};")):
+        train_and_evaluate(make_config("optimizer.ema_decay=0.99"))
+    assert train_and_evaluate(make_config())["step"] == 40  # the same settings resume
+    # and the run keeps its id, which the checkpoint carried
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["run_id"] == record["run_id"]
+
+
+def test_models_and_optimizers_that_differ_are_named_not_a_tensor(tmp_path):
+    from {{ cookiecutter.package_name }}.loop.checkpoints import objects_that_differ
+
+    def optimizer():
+        return tf.keras.optimizers.SGD()
+
+    written = tf.train.Checkpoint(step=tf.Variable(1), optimizer_all=optimizer())
+    written.optimizer_all.build([tf.Variable(1.0)])
+    path = written.write(str(tmp_path / "ckpt-1"))
+    wanted = tf.train.Checkpoint(
+        step=tf.Variable(1), optimizer_body=optimizer(), optimizer_head=optimizer()
+    )
+    assert objects_that_differ(path, wanted) == (
+        "it holds optimizer_all, which this config does not make; it lacks optimizer_body, "
+        "optimizer_head, which this config makes"
+    )
+    assert objects_that_differ(path, written) is None

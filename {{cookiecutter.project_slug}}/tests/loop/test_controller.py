@@ -26,7 +26,9 @@ def weights_at(run_dir, step):
     return {
         name: reader.get_tensor(name)
         for name in reader.get_variable_to_shape_map()
-        if name != "_CHECKPOINTABLE_OBJECT_GRAPH" and "save_counter" not in name
+        if name != "_CHECKPOINTABLE_OBJECT_GRAPH"
+        and "save_counter" not in name
+        and not name.startswith("run_identity")  # whose run it is: each run's own
     }
 
 

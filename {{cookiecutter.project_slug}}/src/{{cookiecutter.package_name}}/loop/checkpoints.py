@@ -12,6 +12,11 @@
   The pointer names checkpoints relative to its own directory, as `CheckpointManager` does.
 * Before a restore, every tensor of the candidate is read; a damaged checkpoint (truncated data,
   missing shard, garbage index) is named in a warning and the next older one is tried.
+* A checkpoint proves whose it is and where it stands: it carries the run's identity (its run
+  id and identity settings, `run_dir.run_identity`) as a string variable, and its own `step`.
+  Before a restore both are compared with the run (run.json, the config) and the file name;
+  a checkpoint of another run (copied in, even of the same shapes), of other settings, or
+  renamed is refused in one line naming the difference, never resumed.
 * A save that fails (a full disk) removes what it wrote, leaves the pointer on the last complete
   checkpoint and stops the run in one line.
 * Names are names: TensorFlow reads a checkpoint prefix as a glob pattern (a run_dir such as
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import logging
 import os
 import shutil
@@ -43,15 +49,23 @@ from google.protobuf import text_format
 
 from ..errors import RunError
 from ..storage import SPACE_ERRORS, error_number, storage_cause
+from .run_dir import identity_difference
 
 log = logging.getLogger(__name__)
 
 
 PRUNED = "pruned"  # a candidate deleted while it was being read
+IDENTITY = "run_identity"  # the checkpoint's attribute holding the run's identity (JSON)
+IDENTITY_KEY = f"{IDENTITY}/.ATTRIBUTES/VARIABLE_VALUE"
+STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"  # the Trainer's `step`, set before each save
 
 
 class CheckpointKeeper:
-    """Saves and restores one `tf.train.Checkpoint` under `directory`."""
+    """Saves and restores one `tf.train.Checkpoint` under `directory`.
+
+    `identity`: the run's (`run_dir.run_identity`), written into every checkpoint and compared
+    with each before a restore; None leaves the checkpoint's as another keeper stamped it.
+    """
 
     def __init__(
         self,
@@ -59,14 +73,27 @@ class CheckpointKeeper:
         directory: str,
         max_to_keep: int,
         is_chief: bool = True,
+        identity: dict | None = None,
     ):
         self.checkpoint = checkpoint
         self.directory = directory
         self.max_to_keep = max_to_keep
         self.is_chief = is_chief
         _ = checkpoint.save_counter  # creates it now, so the traced object graph holds it
+        # The identity rides in the checkpoint itself, so it must be attached before tracing.
+        self.identity = identity
+        self.restored_run_id = None  # the run id of the checkpoint restored, once restored
+        if not hasattr(checkpoint, IDENTITY):
+            setattr(checkpoint, IDENTITY, tf.Variable("", dtype=tf.string, trainable=False))
+        self.stamp()
         self._write = tf.function(checkpoint.write)
         self._kept = None  # (name, time) of the listed checkpoints, oldest first
+
+    def stamp(self) -> None:
+        """Writes `identity` into the checkpoint's identity variable (saved with every save)."""
+        if self.identity is not None:
+            text = json.dumps(self.identity, sort_keys=True)
+            getattr(self.checkpoint, IDENTITY).assign(text)
 
     def candidates(self) -> list[str]:
         """Checkpoint prefixes found in the directory, newest first."""
@@ -105,6 +132,7 @@ class CheckpointKeeper:
                 if problem:
                     log.warning("checkpoint %s is damaged (%s); trying an older one", path, problem)
                     continue
+                self._check_belongs(readable, path)
                 try:
                     status = self.checkpoint.restore(readable)
                     status.assert_consumed()  # every saved value used: no partial restore
@@ -113,12 +141,49 @@ class CheckpointKeeper:
                         return PRUNED
                     raise
                 except (AssertionError, ValueError) as error:  # other objects, or other shapes
+                    differ = objects_that_differ(readable, self.checkpoint)
+                    said = differ or str(error).splitlines()[0][:160]
                     raise RunError(
                         f"{path}: holds a different model or optimizer than this config "
-                        f"({str(error).splitlines()[0][:160]}); use a new run_dir"
+                        f"({said}); use a new run_dir"
                     ) from None
+                self.stamp()  # the run's own identity again, over the one just restored
             return step_of(path)
         return None
+
+    def _check_belongs(self, readable: str, path: str) -> None:
+        """Refuses (RunError, one line) a checkpoint whose step is not its name's, or that is
+        not this run's: another run id, other identity settings, or no identity at all."""
+        reader = tf.train.load_checkpoint(readable)
+        names = reader.get_variable_to_shape_map()
+        if STEP_KEY in names and int(reader.get_tensor(STEP_KEY)) != step_of(path):
+            held = int(reader.get_tensor(STEP_KEY))
+            raise RunError(
+                f"{path}: holds step {held}, not {step_of(path)}: a checkpoint is named by its "
+                f"step, so it was renamed or copied over; rename it ckpt-{held} or move it away"
+            )
+        if self.identity is None:
+            return
+        if IDENTITY_KEY not in names:
+            raise RunError(
+                f"{path}: carries no run identity (written by another program or an older "
+                "version), so it cannot be told from another run's; train into a new run_dir"
+            )
+        saved = json.loads(reader.get_tensor(IDENTITY_KEY))
+        difference = identity_difference(saved.get("settings", {}), self.identity["settings"])
+        if difference:
+            raise RunError(
+                f"{path}: written with other settings: {difference}; it is not this run's "
+                "checkpoint: use the old value, or move it away"
+            )
+        mine = self.identity.get("run_id")
+        if mine and saved.get("run_id") != mine:
+            raise RunError(
+                f"{path}: belongs to run {saved.get('run_id')}, not to this run_dir's run {mine} "
+                "(run.json): copied in from another run, it is never resumed; move it away, or "
+                "train into a new run_dir"
+            )
+        self.restored_run_id = saved.get("run_id")
 
     def save(self, step: int) -> str | None:
         """Writes `ckpt-<step>` (chief) or a throwaway copy (other workers); returns the path."""
@@ -248,6 +313,24 @@ def unreadable_reason(path: str) -> str | None:
     except Exception as error:  # the reader raises OpError, IndexError, ValueError...
         return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
     return None
+
+
+def objects_that_differ(path: str, checkpoint: tf.train.Checkpoint) -> str | None:
+    """Which models and optimizers (`model`, `optimizer_<name>`...) the checkpoint at `path` holds
+    that `checkpoint` does not, and the other way round; None when both hold the same ones."""
+    learned = ("model", "optimizer")  # models and optimizers: what the config decides
+    saved = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+    wanted = set(tf.train.TrackableView(checkpoint).children(checkpoint))
+    saved, wanted = (
+        {name for name in names if name.startswith(learned)} for names in (saved, wanted)
+    )
+    extra, missing = sorted(saved - wanted), sorted(wanted - saved)
+    said = []
+    if extra:
+        said.append(f"it holds {', '.join(extra)}, which this config does not make")
+    if missing:
+        said.append(f"it lacks {', '.join(missing)}, which this config makes")
+    return "; ".join(said) or None
 
 
 def has_checkpoints(directory: str) -> bool:

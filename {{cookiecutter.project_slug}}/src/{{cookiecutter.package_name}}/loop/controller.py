@@ -29,11 +29,13 @@ from .checkpoints import CheckpointKeeper, has_checkpoints
 from .cluster import agree, make_cluster, settings_of, stop_code
 from .logs import RunLog
 from .run_dir import (
-    IDENTITY_KEYS,
     RunDirLock,
     check_same_identity,
+    identity_keys,
+    new_run_id,
     prepare_run_dir,
     read_run_json,
+    run_identity,
     start_segment,
     write_json,
 )
@@ -41,10 +43,6 @@ from .threads import configure_threads
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
-
-
-def identity_keys(task: Task) -> tuple[str, ...]:
-    return IDENTITY_KEYS + tuple(f"task.{key}" for key in task.identity_keys)
 
 
 def train_and_evaluate(cfg: Config) -> dict:
@@ -205,10 +203,16 @@ def _restore(cfg: Config, cluster, task: Task, trainer: Trainer):
     checkpoint_dir = os.path.join(run_dir, "checkpoints")
     record = read_run_json(run_dir) if has_checkpoints(checkpoint_dir) else None
     check_same_identity(record, cfg, identity_keys(task))
+    # Every checkpoint carries the run's id and identity settings; a restore compares them.
+    # Without run.json the checkpoint's own id is taken up; a new run gets a new one.
+    identity = run_identity(cfg, identity_keys(task), (record or {}).get("run_id"))
     keeper = CheckpointKeeper(
-        trainer.checkpoint, checkpoint_dir, cfg.checkpoint.max_to_keep, cluster.is_chief
+        trainer.checkpoint, checkpoint_dir, cfg.checkpoint.max_to_keep, cluster.is_chief, identity
     )
     restored = keeper.restore_latest(cfg.checkpoint.allow_fresh_start)
+    if not identity["run_id"]:
+        identity["run_id"] = keeper.restored_run_id or new_run_id()
+        keeper.stamp()
     agree(cluster, [("the checkpoint restored from run_dir", restored)], "where to resume")
     step = restored or 0
     if step >= cfg.train.steps:
@@ -227,7 +231,7 @@ def _restore(cfg: Config, cluster, task: Task, trainer: Trainer):
     if restored is not None:
         print(f"resumed from {checkpoint_dir}/ckpt-{step}; next step {step + 1}", file=sys.stderr)
     if cluster.is_chief:
-        record = start_segment(record, cfg, cluster, step)
+        record = start_segment(record, cfg, cluster, step, identity["run_id"])
         changed = record["segments"][-1]["changed"]
         if changed:
             listed = ", ".join(f"{key} {old} -> {new}" for key, (old, new) in changed.items())

@@ -8,6 +8,9 @@
   every segment of the run: start and end step, command line, host, time, versions, and the keys
   changed since the segment before (a resume may change the batch size or the learning rate;
   it is recorded, not refused). Keys that make checkpoints unusable are refused instead.
+* `run.json` also holds the run's id, made when the run starts. Every checkpoint carries it
+  with the identity settings (`run_identity`), and a restore compares them
+  (`loop/checkpoints.py`): a checkpoint copied in from another run is refused, not resumed.
 * Every file is written atomically (a temporary file, then a rename): a reader never sees half
   a file, and a full disk leaves the previous file and no temporary one.
 """
@@ -22,6 +25,7 @@ import socket
 import sys
 import tempfile
 import time
+import uuid
 
 from .. import __version__
 from ..config import Config, task_name, to_dict
@@ -45,6 +49,14 @@ IDENTITY_KEYS = (
     "precision.policy",
     "seed",
 )
+# Settings whose change alters what a checkpoint holds, and what it alters (a refusal says so,
+# rather than naming a tensor the restore could not match).
+CONTENT_KEYS = {
+    "optimizer.ema_decay": "the weight averages, kept when it is above 0",
+    "optimizer.schedule": "a learning rate variable, or a schedule of the step",
+    "optimizer.head_learning_rate": "one optimizer, or one for the body and one for the head",
+    "optimizer.name": "the optimizer's slots",
+}
 # Keys that may differ between segments without being a change of the run.
 NOT_RECORDED = ("run_dir", "distribute.", "checkpoint.allow_fresh_start")
 
@@ -155,8 +167,52 @@ def leaves(config, prefix: str = "") -> dict:
     return flat
 
 
+def identity_keys(task) -> tuple[str, ...]:
+    """The settings a run's checkpoints depend on: IDENTITY_KEYS and the task's own."""
+    return IDENTITY_KEYS + tuple(f"task.{key}" for key in task.identity_keys)
+
+
+def identity_settings(config: dict, keys: tuple[str, ...]) -> dict:
+    """`{key: value}` of `keys` and of the settings that change what a checkpoint holds."""
+    flat = leaves(config)
+    return {key: flat.get(key) for key in (*keys, *CONTENT_KEYS)}
+
+
+def run_identity(cfg: Config, keys: tuple[str, ...], run_id: str | None) -> dict:
+    """What every checkpoint of a run carries: its run id (made when the run starts, kept in
+    run.json) and its identity settings."""
+    return {"run_id": run_id, "settings": identity_settings(to_dict(cfg), keys)}
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _same(key: str, saved, current) -> bool:
+    if key == "optimizer.ema_decay":  # 0.99 -> 0.999 is a change of rate; 0 -> 0.99 of contents
+        return bool(saved) == bool(current)
+    return saved == current
+
+
+def identity_difference(saved: dict, current: dict) -> str | None:
+    """`<key> was <old>, now <new>` for the first identity setting that differs, saying when it
+    changes what a checkpoint holds; None when they agree."""
+    for key in sorted(current, key=lambda key: key != "task._target_"):
+        old, new = saved.get(key), current[key]
+        if _same(key, old, new):
+            continue
+        if key == "task._target_":  # in config terms: task=<name>, never a class path
+            return f"task was {task_name(str(old))}, now {task_name(str(new))}"
+        said = f"{key} was {old}, now {new}"
+        if key in CONTENT_KEYS:
+            said += f" (it changes what a checkpoint holds: {CONTENT_KEYS[key]})"
+        return said
+    return None
+
+
 def check_same_identity(record: dict | None, cfg: Config, keys: tuple[str, ...]) -> None:
-    """Refuses a run whose record (`run.json`) differs from `cfg` in one of `keys`."""
+    """Refuses a run whose record (`run.json`) differs from `cfg` in one of `keys`, or in a
+    setting that changes what a checkpoint holds."""
     if record is None:
         return
     saved, current = leaves(record["config"]), leaves(to_dict(cfg))
@@ -167,12 +223,14 @@ def check_same_identity(record: dict | None, cfg: Config, keys: tuple[str, ...])
             f"run_dir={cfg.run_dir} holds checkpoints of task={old_task}, not task={new_task}; "
             f"use another run_dir (e.g. run_dir=runs/{new_task}) or task={old_task}"
         )
-    for key in sorted(current):
-        if key in keys and saved.get(key) != current[key]:
-            raise RunError(
-                f"run_dir={cfg.run_dir} holds checkpoints of a different config: {key} was "
-                f"{saved.get(key)}, now {current[key]}; use a new run_dir or the old value"
-            )
+    difference = identity_difference(
+        identity_settings(record["config"], keys), identity_settings(to_dict(cfg), keys)
+    )
+    if difference:
+        raise RunError(
+            f"run_dir={cfg.run_dir} holds checkpoints of a different config: {difference}; "
+            "use a new run_dir or the old value"
+        )
 
 
 def changed_keys(record: dict | None, cfg: Config) -> dict:
@@ -187,8 +245,11 @@ def changed_keys(record: dict | None, cfg: Config) -> dict:
     }
 
 
-def start_segment(record: dict | None, cfg: Config, cluster, start_step: int) -> dict:
-    """The run's record with a new segment starting at `start_step` (earlier ones kept)."""
+def start_segment(
+    record: dict | None, cfg: Config, cluster, start_step: int, run_id: str | None = None
+) -> dict:
+    """The run's record with a new segment starting at `start_step` (earlier ones kept);
+    `run_id`: the run's id, which its checkpoints carry."""
     import keras
     import tensorflow as tf
 
@@ -211,6 +272,7 @@ def start_segment(record: dict | None, cfg: Config, cluster, start_step: int) ->
         }
     )
     return {
+        "run_id": run_id or (record or {}).get("run_id") or new_run_id(),
         "config": to_dict(cfg),
         "seed": cfg.seed,
         "strategy": cluster.name,
