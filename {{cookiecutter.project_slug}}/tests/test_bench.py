@@ -95,8 +95,8 @@ def test_the_precision_matrix_reports_each_policy_against_its_matmul_peak(tmp_pa
         assert p["ratio_to_float32"] == pytest.approx(p["median"] / figures["float32"]["median"])
         assert p["achieved_gflops"] == pytest.approx(p["median"] * figures["step_gflop"])
         assert p["fraction_of_peak"] == pytest.approx(p["achieved_gflops"] / p["peak_gflops"])
-        assert p["matmul"] == [32, 8, 8]  # the batch, the widest kernel's width
         assert f"{policy} " in out and f"x{p['ratio_to_float32']:.2f} float32" in out
+    assert figures["matmul"] == [32, 8, 8]  # the batch, the widest kernel's width
     assert "fit" not in json.loads(path.read_text())
     assert keras.mixed_precision.global_policy().name == "float32"  # left as found
 

@@ -108,7 +108,6 @@ def set_threads(configs: dict) -> dict | None:
     return configure_threads(cfg, task, source)
 
 
-# -- the two runners ------------------------------------------------------------------------------
 class KerasLoop:
     """What the loop gives a step (`loop/step.py`), as a Keras `train_step` override writes it on
     one device: gradients from the tape (the loss scaled by `scale_loss` under mixed_float16),
@@ -216,20 +215,22 @@ class Runners:
         cfg = self.cfg
         return self.source.train_batches(self.trainer.strategy, cfg.train.batch_size, cfg.seed, 0)
 
+    def rate(self, ends: list[float]) -> float:
+        """Steps/s from the end of the first call (a fresh iterator's) to the end of the last."""
+        return (len(ends) - 1) * self.chunk / (ends[-1] - ends[0])
+
     def loop(self, steps: int) -> tuple[float, dict]:
         import tensorflow as tf
 
-        iterator, chunk = iter(self.batches()), tf.constant(self.chunk, tf.int32)
+        iterator, chunk, ends = iter(self.batches()), tf.constant(self.chunk, tf.int32), []
         self.trainer.collect_train_logs()  # means of this round only
-        int(self.trainer.train_steps(iterator, chunk))
-        calls, start = -(-steps // self.chunk), time.perf_counter()
-        for _ in range(calls):
+        for _ in range(1 + -(-steps // self.chunk)):
             int(self.trainer.train_steps(iterator, chunk))
-        rate = calls * self.chunk / (time.perf_counter() - start)
-        return rate, self.trainer.collect_train_logs()
+            ends.append(time.perf_counter())
+        return self.rate(ends), self.trainer.collect_train_logs()
 
     def fit(self, steps: int) -> tuple[float, dict]:
-        model, ends, calls = self.fit_model, [], -(-steps // self.chunk)
+        model, ends = self.fit_model, []
         model.make_train_function()
         compiled = model.train_function
 
@@ -238,17 +239,14 @@ class Runners:
             ends.append(time.perf_counter())
             return logs
 
-        model.train_function = timed
+        model.train_function, total = timed, (1 + -(-steps // self.chunk)) * self.chunk
         try:
-            total = (calls + 1) * self.chunk
             history = model.fit(self.batches(), steps_per_epoch=total, shuffle=False, verbose=0)
         finally:
             model.train_function = compiled
-        logs = {name: values[-1] for name, values in history.history.items()}
-        return calls * self.chunk / (ends[-1] - ends[0]), logs
+        return self.rate(ends), {name: values[-1] for name, values in history.history.items()}
 
 
-# -- the figures ----------------------------------------------------------------------------------
 def alternate(runs: dict, rounds: int, steps: int) -> dict:
     """Each of `runs` (callables of steps, giving steps/s first) once a round, in a rotating
     order; the median, min and max of each one's steps/s."""
@@ -296,7 +294,7 @@ def bench_precision(configs: dict, args) -> dict:
     keras.mixed_precision.set_global_policy("float32")
     figures = alternate(runs, args.rounds, args.steps)
     trainer, batch = runners.trainer, cfg.train.batch_size
-    flops = step_flops_estimate(trainer.task, runners.source, batch) or 0.0
+    flops = step_flops_estimate(trainer.task, runners.source, batch) or float("nan")
     shapes = [v.shape for model in trainer.models.values() for v in model.trainable_variables]
     width = max([int(shape[-1]) for shape in shapes if len(shape) == 2], default=0)
     for policy, dtype in POLICIES.items():
@@ -307,12 +305,10 @@ def bench_precision(configs: dict, args) -> dict:
             achieved_gflops=achieved,
             peak_gflops=peak,
             fraction_of_peak=achieved / peak,
-            matmul=[batch, width, width],
         )
-    return {**figures, "step_gflop": flops / 1e9}
+    return {**figures, "step_gflop": flops / 1e9, "matmul": [batch, width, width]}
 
 
-# -- the command ----------------------------------------------------------------------------------
 def machine() -> dict:
     """The CPU (its model in /proc/cpuinfo, on Linux), TensorFlow and Keras."""
     import keras
@@ -338,20 +334,22 @@ def table(report: dict) -> str:
         f"{s['rounds']} round(s) of {s['steps']} steps, one device; overrides: {s['overrides']}",
     ]
     if "fit" in report:
+        lines.append("steps/s: loop (Trainer.train_steps), fit (keras.Model.fit, the task's step")
         lines.append(
-            f"steps/s: loop (Trainer.train_steps), fit (keras.Model.fit, the task's "
-            f"train_step as its override)\n{'task':22s}{'loop':>25s}{'fit':>25s}  loop/fit"
+            f"as its train_step override)\n{'task':22s}{'loop':>25s}{'fit':>25s}  loop/fit"
         )
     for task, f in report.get("fit", {}).items():
         lines.append(f"{task:22s}{_rate(f['loop']):>25s}{_rate(f['fit']):>25s}  {f['ratio']:.2f}")
     for task, f in report.get("precision", {}).items():
-        lines.append(f"task={task}: loop steps/s; {f['step_gflop']:.3f} GFLOP a step")
-        lines += [
-            f"  {policy:15s}{_rate(p):>25s}  x{p['ratio_to_float32']:.2f} float32, "
-            f"{p['achieved_gflops']:.1f} GFLOP/s: {p['fraction_of_peak']:.1%} of the "
-            f"{p['peak_gflops']:.1f} of {'x'.join(map(str, p['matmul']))} matmuls"
-            for policy, p in ((policy, f[policy]) for policy in POLICIES)
-        ]
+        lines.append(
+            f"task={task}: loop steps/s, {f['step_gflop']:.3f} GFLOP a step; the peak of "
+            f"{'x'.join(map(str, f['matmul']))} matmuls"
+        )
+        for policy, p in ((policy, f[policy]) for policy in POLICIES):
+            lines.append(
+                f"  {policy:15s}{_rate(p):>25s}  x{p['ratio_to_float32']:.2f} float32, "
+                f"{p['achieved_gflops']:.1f} of a {p['peak_gflops']:.1f} GFLOP/s peak"
+            )
     return "\n".join(lines)
 
 
