@@ -203,11 +203,8 @@ class Runners:
         from .tasks.base import make_task
 
         task = make_task(cfg)
-        self.cfg, self.chunk, self.source = (
-            cfg,
-            cfg.train.steps_per_execution,
-            task.source(cfg.data),
-        )
+        self.cfg, self.chunk = cfg, cfg.train.steps_per_execution
+        self.source = task.source(cfg.data)
         self.trainer = Trainer(cfg, make_cluster(cfg.distribute), task, self.source)
         self.fit_model = fit_step_model(self.trainer) if fit else None
 
