@@ -19,6 +19,9 @@ command picks for the largest of the steps (`loop/threads.py`):
   own optimizer classes with the loop's settings, and a `Mean` of each value the step returns.
   `tests/test_bench.py` proves that both train the same.
 
+Printed per task: the median steps/s of each (min-max over the rounds) and loop / fit, the median
+of the rounds' ratios (the two run side by side, through the same load).
+
 `--precision` times the loop alone per policy, and the arithmetic it achieves (the step's FLOPs
 as `loop/threads.py` estimates them, times steps/s) against this machine's peak: a chain of
 (batch x width) x (width x width) matmuls in the policy's dtype, `width` the widest kernel's.
@@ -246,13 +249,13 @@ class Runners:
 
 def alternate(runs: dict, rounds: int, steps: int) -> dict:
     """Each of `runs` (callables of steps, giving steps/s first) once a round, in a rotating
-    order; the median, min and max of each one's steps/s."""
+    order; the median, min and max of each one's steps/s, and the steps/s of each round."""
     names, rates = list(runs), {name: [] for name in runs}
     for index in range(rounds):
         for name in names[index % len(names) :] + names[: index % len(names)]:
             rates[name].append(runs[name](steps)[0])
     return {
-        name: {"median": statistics.median(rate), "min": min(rate), "max": max(rate)}
+        name: {"median": statistics.median(rate), "min": min(rate), "max": max(rate), "runs": rate}
         for name, rate in rates.items()
     }
 
@@ -261,7 +264,9 @@ def bench_fit(cfg, args) -> dict:
     runners = Runners(cfg)
     runners.loop(runners.chunk), runners.fit(runners.chunk)  # traced, not timed
     figures = alternate({"loop": runners.loop, "fit": runners.fit}, args.rounds, args.steps)
-    return {**figures, "ratio": figures["loop"]["median"] / figures["fit"]["median"]}
+    # Per round (the two ran side by side, through the same load), then the median of those.
+    ratios = [a / b for a, b in zip(figures["loop"]["runs"], figures["fit"]["runs"])]
+    return {**figures, "ratio": statistics.median(ratios)}
 
 
 def matmul_peak(rows: int, width: int, dtype: str, chain: int = 20, repeats: int = 5) -> float:
