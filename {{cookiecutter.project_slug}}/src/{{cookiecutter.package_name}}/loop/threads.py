@@ -26,7 +26,8 @@ SMALL_STEP_FLOPS = 1e9
 
 def step_flops_estimate(task, source, batch_size: int) -> float | None:
     """FLOPs of one training step over `batch_size` examples of `source`: three times the
-    forward pass, counted in a graph of its own. None if the model cannot be built that way."""
+    forward pass of the task's models, counted in a graph of its own (each of several models on
+    its declared inputs). None if the models cannot be built that way."""
     import keras
     import tensorflow as tf
 
@@ -35,11 +36,16 @@ def step_flops_estimate(task, source, batch_size: int) -> float | None:
     try:
         graph = tf.Graph()
         with graph.as_default():
-            model = task.build_model()
-            inputs = tf.nest.map_structure(
-                lambda array: tf.constant(array[:batch_size]), source.example_inputs
-            )
-            model(inputs, training=False)
+            models = task.build_models()
+            for model in models.values():
+                if len(models) == 1:  # the task's model, on a batch of its inputs
+                    inputs = tf.nest.map_structure(
+                        lambda array: tf.constant(array[:batch_size]), source.example_inputs
+                    )
+                else:  # each of several models on zeros of its declared input shapes
+                    inputs = [tf.zeros((batch_size, *x.shape[1:]), x.dtype) for x in model.inputs]
+                    inputs = inputs[0] if len(inputs) == 1 else inputs
+                model(inputs, training=False)
             options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
             options["output"] = "none"
             flops = tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
