@@ -294,8 +294,8 @@ MUTANTS = (
     Mutant(
         "train_step",
         "tasks/base.py",
-        "loop.apply_gradients(tape, loss)",
-        "loop.apply_gradients(tape, loop.compute_average_loss(per_example))",
+        "loop.apply_gradients(tape, loss)\n        for metric",
+        "loop.apply_gradients(tape, loop.compute_average_loss(per_example))\n        for metric",
         "the update leaves out the model's own losses (the logged loss keeps them)",
     ),
     Mutant(
