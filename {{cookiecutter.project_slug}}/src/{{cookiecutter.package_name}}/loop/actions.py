@@ -28,6 +28,7 @@ Your own action (a class anywhere on the import path) is added by config, with i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import math
@@ -182,17 +183,24 @@ class TaskFigures(Action):
             figures = self.trainer.task.figures(self.trainer.models, self.source, boundary.step)
         if not run.is_chief:
             return
+        from ..storage import storage_error
+
         for name, figure in figures.items():
             buffer = io.BytesIO()
             figure.savefig(buffer, format="png", dpi=80)
             png = buffer.getvalue()
-            with self.writer.as_default(step=boundary.step):
-                tf.summary.image(name, tf.image.decode_png(png)[None])
             path = os.path.join(run.run_dir, f"{name}.png")
-            with open(f"{path}.tmp", "wb") as file:
-                file.write(png)
-            os.replace(f"{path}.tmp", path)
-        self.writer.flush()
+            try:
+                with self.writer.as_default(step=boundary.step):
+                    tf.summary.image(name, tf.image.decode_png(png)[None])
+                self.writer.flush()
+                with open(f"{path}.tmp", "wb") as file:  # whole or not at all
+                    file.write(png)
+                os.replace(f"{path}.tmp", path)
+            except (OSError, tf.errors.OpError) as error:  # no space, a file in the way...
+                with contextlib.suppress(OSError):
+                    os.remove(f"{path}.tmp")
+                raise storage_error(path, error) from None
 
     def end(self, run):
         if self.writer is not None:
