@@ -201,6 +201,9 @@ def _restore(cfg: Config, cluster, task: Task, trainer: Trainer):
     checkpoint keeper, best checkpoint keeper)."""
     run_dir = cfg.run_dir
     checkpoint_dir = os.path.join(run_dir, "checkpoints")
+    if os.path.lexists(checkpoint_dir) and not os.path.isdir(checkpoint_dir):
+        what = "a link to nothing" if os.path.islink(checkpoint_dir) else "a file, not a directory"
+        raise RunError(f"{checkpoint_dir}: is {what}; move it away (checkpoints go there)")
     record = read_run_json(run_dir) if has_checkpoints(checkpoint_dir) else None
     check_same_identity(record, cfg, identity_keys(task))
     # Every checkpoint carries the run's id and identity settings; a restore compares them.
