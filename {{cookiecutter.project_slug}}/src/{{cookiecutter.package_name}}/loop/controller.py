@@ -24,9 +24,10 @@ from ..errors import AlreadyDone, Diverged, RunError, Stop
 from ..storage import StorageError
 from ..tasks.base import Task, make_task
 from .actions import Boundary, Run, built_in_actions, checkpoint_name, next_boundary, user_actions
+from .agreement import agree, settings_of, stop_code
 from .best import BestKeeper
 from .checkpoints import CheckpointKeeper, has_checkpoints
-from .cluster import agree, make_cluster, settings_of, stop_code
+from .cluster import make_cluster
 from .logs import RunLog
 from .run_dir import (
     RunDirLock,
