@@ -33,7 +33,14 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .config_checks import check_config, fraction, non_negative, one_of, positive
+from .config_checks import (
+    check_config,
+    check_renamed_keys,
+    fraction,
+    non_negative,
+    one_of,
+    positive,
+)
 from .errors import ConfigError
 from .support import PRECISIONS, STRATEGIES
 
@@ -200,9 +207,9 @@ class Config:
     threads: ThreadsConfig = field(default_factory=ThreadsConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     # Actions the loop runs at their cadence besides its own (loop/actions.py):
-    # callbacks=[confusion_matrix] picks shipped ones (conf/callbacks/), or your own:
-    # '+callbacks.mine={_target_: my_module.MyAction, every_steps: 100}'
-    callbacks: dict[str, Any] = field(default_factory=dict)
+    # actions=[confusion_matrix] picks shipped ones (conf/actions/), or your own:
+    # '+actions.mine={_target_: my_module.MyAction, every_steps: 100}'
+    actions: dict[str, Any] = field(default_factory=dict)
 
 
 ConfigStore.instance().store(name="base", node=Config)
@@ -336,6 +343,7 @@ def load_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """
     from .tasks.base import import_task_module, shipped_tasks
 
+    check_renamed_keys(overrides)
     if not all([import_task_module(name) for name in needed_tasks(overrides)]):
         shipped_tasks()  # each one an option of the `task` group
     GlobalHydra.instance().clear()

@@ -188,3 +188,25 @@ def check_optimizer(cfg) -> None:
             f"optimizer.head_learning_rate={cfg.optimizer.head_learning_rate}: a second optimizer"
             " cannot share loss scaling; use one optimizer with precision=mixed_float16"
         )
+
+
+# Keys renamed: {old: new}. `callbacks` named the actions the loop runs besides its own.
+RENAMED_KEYS = {"callbacks": "actions"}
+
+
+def check_renamed_keys(overrides) -> None:
+    """Refuses, in one line, an override of a key that was renamed.
+
+    >>> try:
+    ...     check_renamed_keys(["train.steps=5", "callbacks=[mlflow]"])
+    ... except ConfigError as error:
+    ...     print(error)
+    callbacks=[mlflow]: callbacks= is now actions=, e.g. actions=[mlflow]
+    """
+    for override in overrides:
+        bare = override.lstrip("+~")
+        key, _, value = bare.partition("=")
+        old = key.split(".")[0]
+        if old in RENAMED_KEYS:
+            new = f"{override[: len(override) - len(bare)]}{RENAMED_KEYS[old]}{key[len(old) :]}"
+            raise ConfigError(f"{override}: {old}= is now {RENAMED_KEYS[old]}=, e.g. {new}={value}")

@@ -1,7 +1,7 @@
 """The outer loop: restore, then train in chunks between boundaries, then finish.
 
 Between compiled chunks it runs a list of actions (`loop/actions.py`: logs, evaluation,
-divergence, signals, the best checkpoint, checkpoints, the user's own from `callbacks=`).
+divergence, signals, the best checkpoint, checkpoints, the user's own from `actions=`).
 Cadences (`train.log_every_steps`, `eval.every_steps`, `checkpoint.every_steps`, each action's
 `every_steps`) are exact at any `train.steps_per_execution`: a chunk always ends on the next
 boundary.
@@ -70,7 +70,7 @@ def train_and_evaluate(cfg: Config) -> dict:
     except tf.errors.DataLossError as error:
         raise RunError(f"{damaged_data(error)}: restore it or prepare the data again") from None
     check_metric_keys(cfg, trainer)
-    actions = user_actions(cfg.callbacks)
+    actions = user_actions(cfg.actions)
     for action in actions:
         action.check(Run(cfg, task, trainer, cluster, source))
     if cluster.is_chief:
