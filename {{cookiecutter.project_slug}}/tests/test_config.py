@@ -104,6 +104,35 @@ def test_bad_config_prints_one_line_and_writes_nothing(tmp_path, capsys):
     assert not run_dir.exists()
 
 
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["callbacks=[confusion_matrix]"],
+            "error: callbacks=[confusion_matrix]: callbacks= is now actions=, "
+            "e.g. actions=[confusion_matrix]\n",
+        ),
+        (
+            ["+callbacks.mine={every_steps: 5}"],
+            "error: +callbacks.mine={every_steps: 5}: callbacks= is now actions=, "
+            "e.g. +actions.mine={every_steps: 5}\n",
+        ),
+        (  # Hydra's own flags take another path: the same line
+            ["-m", "callbacks=[mlflow]"],
+            "error: callbacks=[mlflow]: callbacks= is now actions=, e.g. actions=[mlflow]\n",
+        ),
+    ],
+    ids=["group", "added_key", "sweep"],
+)
+def test_the_old_callbacks_key_says_in_one_line_that_it_is_now_actions(argv, line, capsys):
+    code = run("train", lambda cfg: pytest.fail("must not run"), argv)
+    assert code == 2
+    assert capsys.readouterr().err == line
+    with pytest.raises(ConfigError, match="callbacks= is now actions="):
+        load_config([arg for arg in argv if arg != "-m"])
+    assert list(load_config(["actions=[confusion_matrix]"]).actions) == ["confusion_matrix"]
+
+
 def test_config_checks_do_not_import_tensorflow():
     code = (
         "import sys; from {{ cookiecutter.package_name }}.config import load_config; "

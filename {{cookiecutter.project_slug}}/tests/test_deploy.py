@@ -20,7 +20,7 @@ import yaml
 
 from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.launch import launch
-from {{ cookiecutter.package_name }}.loop.cluster import slurm_tf_config
+from {{ cookiecutter.package_name }}.loop.tf_config import slurm_tf_config
 
 from .conftest import small
 

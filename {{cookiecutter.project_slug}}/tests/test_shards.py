@@ -400,7 +400,7 @@ def test_a_record_damaged_mid_run_stops_in_one_line_and_keeps_the_checkpoints(
     directory = tmp_path / "shards"
     prepare(make_config(f"data.files={directory}"))
     damage = f"_target_: {__name__}.DamageShards, directory: '{directory}'"
-    damage = "+callbacks.damage={" + damage + "}"
+    damage = "+actions.damage={" + damage + "}"
     settings = [f"data.files={directory}", "checkpoint.every_steps=10", "train.steps=100000"]
     with pytest.raises(RunError) as raised:
         train_and_evaluate(make_config(*settings, damage))

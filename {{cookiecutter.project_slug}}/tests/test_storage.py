@@ -130,6 +130,11 @@ def test_a_checkpoints_directory_replaced_by_a_file_mid_run_is_named_and_the_run
         f"could not save {directory}/ckpt-40 (Not a directory: {directory} is a file, not a "
         "directory); the latest checkpoint is still ckpt-20: fix that and run the same command"
     )
+    with pytest.raises(RunError) as raised:  # the next run says so before it trains
+        train_and_evaluate(make_config())
+    assert str(raised.value) == f"{directory}: is a file, not a directory; move it away " + (
+        "(checkpoints go there)"
+    )
     directory.unlink()
     os.rename(tmp_path / "kept", directory)
     assert train_and_evaluate(make_config())["step"] == 40

@@ -1,4 +1,4 @@
-"""callbacks=[mlflow]: runs and sweeps in an MLflow SQLite store, read back by MLflow's client."""
+"""actions=[mlflow]: runs and sweeps in an MLflow SQLite store, read back by MLflow's client."""
 
 import json
 import subprocess
@@ -15,7 +15,7 @@ mlflow = pytest.importorskip("mlflow", reason="the mlflow extra: pip install -e 
 
 def tracked(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    return store, ["callbacks=[mlflow]", f"callbacks.mlflow.tracking_uri={store}"]
+    return store, ["actions=[mlflow]", f"actions.mlflow.tracking_uri={store}"]
 
 
 def only_run(store, experiment):
@@ -47,7 +47,7 @@ def test_a_run_is_recorded_with_its_config_metrics_final_values_and_export(make_
 
 def test_a_resumed_run_goes_on_in_the_same_mlflow_run(make_config, tmp_path):
     store, overrides = tracked(tmp_path)
-    overrides.append("callbacks.mlflow.log_model=false")
+    overrides.append("actions.mlflow.log_model=false")
     train_and_evaluate(make_config("train.steps=20", *overrides))
     train_and_evaluate(make_config("train.steps=40", *overrides))
     client, run = only_run(store, "regression")

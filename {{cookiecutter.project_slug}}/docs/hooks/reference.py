@@ -5,7 +5,7 @@ A page holds a marker line that the hook replaces when the site is built:
 * `<!-- reference: keys -->`: every key of `config.py`'s dataclasses, with its default (as
   `conf/config.yaml` composes it), what it accepts (the field's check) and the comment above it;
 * `<!-- reference: groups -->`: each config group (`task`, `distribute`, `precision`,
-  `experiment`, `debug`, `callbacks`) with its options, from `conf/` and the task modules;
+  `experiment`, `debug`, `actions`) with its options, from `conf/` and the task modules;
 * `<!-- reference: tasks -->`: each task of `tasks/`, its module's docstring (up to its examples)
   and its `task.<key>` keys;
 * `<!-- reference: commands -->`: each command of `pyproject.toml`'s `[project.scripts]`, its
@@ -26,7 +26,7 @@ from pathlib import Path
 PACKAGE = "{{ cookiecutter.package_name }}"
 MARKER = re.compile(r"^<!-- reference: (\w+) -->$", re.MULTILINE)
 FIELD = re.compile(r"^\s+(\w+)\s*:\s*[^=]+=")
-GROUPS = ("distribute", "precision", "experiment", "debug", "callbacks")
+GROUPS = ("distribute", "precision", "experiment", "debug", "actions")
 ACCEPTS = {"positive": "> 0", "non_negative": ">= 0", "fraction": "0 <= x < 1"}
 
 
@@ -91,7 +91,7 @@ def rows(cls, prefix: str, defaults: dict):
     for spec in dataclasses.fields(cls):
         key = f"{prefix}{spec.name}"
         value = defaults.get(spec.name)
-        if spec.name in ("task", "callbacks") or spec.name.startswith("_"):
+        if spec.name in ("task", "actions") or spec.name.startswith("_"):
             continue  # groups are listed by `groups()`; `_target_` is Hydra's
         if isinstance(value, dict) and dataclasses.is_dataclass(spec.default_factory):
             yield from rows(spec.default_factory, f"{key}.", value)
@@ -166,7 +166,7 @@ def groups() -> str:
     for group in GROUPS:
         for path in sorted((conf / group).glob("*.yaml")):
             mark = " (default)" if path.stem in chosen else ""
-            option = f"[{path.stem}]" if group == "callbacks" else path.stem
+            option = f"[{path.stem}]" if group == "actions" else path.stem
             table.append(f"| `{group}` | `{option}`{mark} | {prose(option_notes(path))} |")
     return "\n".join(table)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 {% if cookiecutter.starter_kit != "none" -%}
 from .check import unfinished_exercise
 {% endif -%}
-from .config import Config, ConfigError, flat, load_config
+from .config import Config, ConfigError, check_renamed_keys, flat, load_config
 from .errors import (
     EXIT_DIVERGED,
     EXIT_SIGINT,
@@ -97,6 +97,11 @@ def _interrupt(signum, frame):
 
 
 def _run(module: str, main: Callable[[Config], object], argv: list[str], tensorflow: bool) -> int:
+    try:
+        check_renamed_keys(argv)  # before Hydra, whose own error would not name the new key
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     if any(arg in HYDRA_FLAGS or arg.startswith(HYDRA_FLAG_PREFIXES) for arg in argv):
         return _run_with_hydra(module, main, argv)
     try:

@@ -6,7 +6,8 @@ line naming the key; the entry points print that line and exit 2 before anything
 This module never imports TensorFlow, so a bad command line is refused in a fraction of a second.
 `cfg.task` is the selected task's own config dataclass (`task=<name>`, keys `task.<key>`; see
 `tasks/`). The helpers `positive`, `non_negative`, `fraction` and `one_of` declare what a key
-accepts, for the loop's sections and every task's alike.
+accepts, for the loop's sections and every task's alike; they and the checks of each section are
+in `config_checks.py`.
 
 >>> cfg = load_config(["train.steps=10", "train.batch_size=32"])
 >>> cfg.train.steps, cfg.train.batch_size
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,30 +33,16 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .config_checks import (
+    check_config,
+    check_renamed_keys,
+    fraction,
+    non_negative,
+    one_of,
+    positive,
+)
 from .errors import ConfigError
-from .support import PRECISIONS, STRATEGIES, unsupported_reason
-
-
-# -- what a key accepts: dataclass field metadata, read by `validate` for every section ---------
-def positive(default):
-    """A field that must be greater than zero (and finite)."""
-    return field(default=default, metadata={"check": "positive"})
-
-
-def non_negative(default):
-    """A field that must be zero or more (and finite)."""
-    return field(default=default, metadata={"check": "non_negative"})
-
-
-def fraction(default):
-    """A field in [0, 1)."""
-    return field(default=default, metadata={"check": "fraction"})
-
-
-def one_of(default, choices):
-    """A string field limited to `choices`."""
-    return field(default=default, metadata={"choices": tuple(choices)})
-
+from .support import PRECISIONS, STRATEGIES
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "warmup_cosine")
@@ -235,58 +221,14 @@ class Config:
     threads: ThreadsConfig = field(default_factory=ThreadsConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     # Actions the loop runs at their cadence besides its own (loop/actions.py):
-    # callbacks=[confusion_matrix] picks shipped ones (conf/callbacks/), or your own:
-    # '+callbacks.mine={_target_: my_module.MyAction, every_steps: 100}'
-    callbacks: dict[str, Any] = field(default_factory=dict)
+    # actions=[confusion_matrix] picks shipped ones (conf/actions/), or your own:
+    # '+actions.mine={_target_: my_module.MyAction, every_steps: 100}'
+    actions: dict[str, Any] = field(default_factory=dict)
 
 
 ConfigStore.instance().store(name="base", node=Config)
 
 AUTO_LOG_EVERY_STEPS = 100
-
-
-def check_fields(section, prefix: str) -> None:
-    """Checks every field of the dataclass `section` (and of nested ones) against its metadata;
-    raises `ConfigError` naming the first bad key, e.g. `task.hidden_units=-1`."""
-    for spec in dataclasses.fields(section):
-        key, value = f"{prefix}{spec.name}", getattr(section, spec.name)
-        if dataclasses.is_dataclass(value):
-            check_fields(value, f"{key}.")
-            continue
-        if isinstance(value, dict):  # named sections, e.g. task.optimizers.<name>
-            for name, item in value.items():
-                if dataclasses.is_dataclass(item):
-                    check_fields(item, f"{key}.{name}.")
-            continue
-        if value is None:  # an unset optional key
-            continue
-        check = spec.metadata.get("check")
-        if check and isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{key}={value}: must be a finite number")
-        if check == "positive" and not value > 0:
-            kind = "number" if isinstance(value, float) else "integer"
-            raise ConfigError(f"{key}={value}: must be a positive {kind}")
-        if check == "non_negative" and not value >= 0:
-            raise ConfigError(f"{key}={value}: must be zero or more")
-        if check == "fraction" and not 0 <= value < 1:
-            raise ConfigError(f"{key}={value}: must be at least 0 and below 1")
-        choices = spec.metadata.get("choices")
-        if choices and value not in choices:
-            allowed = ", ".join(str(choice) for choice in choices if choice is not None)
-            raise ConfigError(f"{key}={value}: must be one of {allowed}")
-
-
-COUNTED_KEYS = (
-    "train.steps",
-    "train.steps_per_execution",
-    "train.log_every_steps",
-    "train.batch_size",
-    "eval.every_steps",
-    "eval.batch_size",
-    "checkpoint.every_steps",
-    "profile.stop_step",
-)
-MAX_COUNT = 2**31 - 1
 
 
 DEFAULT_RUN_DIR = "runs/<task>"
@@ -321,80 +263,13 @@ def task_name(target: str) -> str:
 
 
 def validate(cfg: Config) -> Config:
-    """Checks the values Hydra's types cannot; raises `ConfigError` naming the first bad key."""
-    check_fields(cfg, "")
-    if not cfg.run_dir.strip():
-        raise ConfigError("run_dir='': must name a directory")
-    if cfg.data.limit_train and cfg.data.limit_train < cfg.train.batch_size:
-        raise ConfigError(
-            f"data.limit_train={cfg.data.limit_train}: fewer examples than one batch "
-            f"(train.batch_size={cfg.train.batch_size})"
-        )
-    if cfg.data.limit_train and cfg.data.files:
-        raise ConfigError(
-            f"data.limit_train={cfg.data.limit_train} with data.files={cfg.data.files}: the "
-            "limit applies to data in memory (prepare fewer shards instead)"
-        )
+    """Checks the values Hydra's types cannot (`config_checks.py`, a function a section), then
+    fills in the automatic ones; raises `ConfigError` naming the first bad key."""
+    check_config(cfg)
     if cfg.run_dir == DEFAULT_RUN_DIR:  # one default per task: a new task never collides
         cfg.run_dir = f"runs/{task_name(cfg.task._target_)}"
-    for key in COUNTED_KEYS:  # the loop counts steps and cadences in 32-bit integers
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
-        if value > MAX_COUNT:
-            raise ConfigError(f"{key}={value}: more than the loop can count; at most {MAX_COUNT}")
     if not cfg.train.log_every_steps:
         cfg.train.log_every_steps = max(1, min(AUTO_LOG_EVERY_STEPS, cfg.train.steps // 10))
-    reason = unsupported_reason(cfg.distribute.strategy, cfg.precision.policy)
-    if reason:
-        raise ConfigError(
-            f"distribute={cfg.distribute.strategy} with precision={cfg.precision.policy}: "
-            f"not supported ({reason})"
-        )
-    if cfg.distribute.cpu_devices and cfg.distribute.strategy != "mirrored":
-        raise ConfigError(
-            f"distribute.cpu_devices={cfg.distribute.cpu_devices}: only used by distribute=mirrored"
-            f" (got distribute={cfg.distribute.strategy})"
-        )
-    if cfg.train.jit_compile and cfg.distribute.cpu_devices:
-        raise ConfigError(
-            f"train.jit_compile=true with distribute.cpu_devices={cfg.distribute.cpu_devices}: "
-            "XLA cannot run replicas on logical CPU devices; use one device or GPUs"
-        )
-    if cfg.train.batch_size % cfg.train.accumulate_steps:
-        raise ConfigError(
-            f"train.accumulate_steps={cfg.train.accumulate_steps}: must divide "
-            f"train.batch_size={cfg.train.batch_size} into equal micro-batches"
-        )
-    profile = cfg.profile
-    if profile.stop_step and not profile.start_step < profile.stop_step <= cfg.train.steps:
-        raise ConfigError(
-            f"profile.stop_step={profile.stop_step}: must be above profile.start_step="
-            f"{profile.start_step} and at most train.steps={cfg.train.steps}"
-        )
-    best = cfg.checkpoint.best_metric
-    if best and not best.startswith("eval_"):
-        raise ConfigError(
-            f"checkpoint.best_metric={best}: must be an evaluation value, e.g. eval_loss"
-        )
-    if cfg.checkpoint.patience and not best:
-        raise ConfigError(
-            f"checkpoint.patience={cfg.checkpoint.patience}: early stopping watches "
-            "checkpoint.best_metric; set it too, e.g. checkpoint.best_metric=eval_loss"
-        )
-    optimizer = cfg.optimizer
-    decay_steps = optimizer.decay_steps or cfg.train.steps
-    if optimizer.schedule == "warmup_cosine" and optimizer.warmup_steps >= decay_steps:
-        raise ConfigError(
-            f"optimizer.warmup_steps={optimizer.warmup_steps}: must be below the decay steps "
-            f"({decay_steps}: optimizer.decay_steps, or train.steps when it is 0)"
-        )
-    if optimizer.schedule == "warmup_cosine" and optimizer.min_learning_rate > min(
-        rate for rate in (optimizer.learning_rate, optimizer.head_learning_rate) if rate
-    ):
-        raise ConfigError(
-            f"optimizer.min_learning_rate={optimizer.min_learning_rate}: must not exceed the "
-            "rates it decays from (optimizer.learning_rate, optimizer.head_learning_rate)"
-        )
     return cfg
 
 
@@ -482,6 +357,7 @@ def load_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """
     from .tasks.base import import_task_module, shipped_tasks
 
+    check_renamed_keys(overrides)
     if not all([import_task_module(name) for name in needed_tasks(overrides)]):
         shipped_tasks()  # each one an option of the `task` group
     GlobalHydra.instance().clear()

@@ -2,7 +2,7 @@
 
 A task (`tasks/`) supplies its train and held-out arrays (made in code, loaded from a package, or
 read from an `.npz` with `data.path`); this module turns them into the pipelines the loop reads
-(`ArraySource`). Data larger than memory streams from sharded files instead (`shards.py`,
+(`ArraySource`). Data larger than memory streams from sharded files instead (`shards/`,
 `data.files`); both sources give the loop the same two pipelines.
 
 The training pipeline is a pure function of the step: batch `s` is slice `s % steps_per_epoch` of

@@ -7,7 +7,7 @@
 
 The shards hold what the run would otherwise keep in memory: the task's own data (`task.<key>`
 sets its size) or an `.npz` (`data.path`), checked by the task first. The directory must be new or
-empty; it appears whole or not at all. See `shards.py` for the format.
+empty; it appears whole or not at all. See `shards/` for the format.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from {{ cookiecutter.package_name }}.callbacks import read_confusion_matrix
+from {{ cookiecutter.package_name }}.actions import read_confusion_matrix
 from {{ cookiecutter.package_name }}.cli import run
 from {{ cookiecutter.package_name }}.loop.actions import Action, next_boundary
 from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
@@ -53,9 +53,9 @@ def user_module(tmp_path, monkeypatch):
 
 
 def adding(name, target, **arguments):
-    """The one override that adds an action: `+callbacks.<name>={_target_: ..., key: value}`."""
+    """The one override that adds an action: `+actions.<name>={_target_: ..., key: value}`."""
     listed = ", ".join([f"_target_: {target}", *(f"{k}: {v!r}" for k, v in arguments.items())])
-    return f"+callbacks.{name}=" + "{" + listed + "}"
+    return f"+actions.{name}=" + "{" + listed + "}"
 
 
 def calls(path):
@@ -120,20 +120,20 @@ def test_next_boundary_includes_every_action_cadence(make_config):
     [
         (
             "{_target_: user_actions.Nowhere}",
-            "error: callbacks.bad: user_actions.Nowhere: ImportError:",
+            "error: actions.bad: user_actions.Nowhere: ImportError:",
         ),
         (
             "{_target_: user_actions.RecordEachCall, path: x, every: 3}",
-            "error: callbacks.bad: user_actions.RecordEachCall: TypeError:",
+            "error: actions.bad: user_actions.RecordEachCall: TypeError:",
         ),
         (
             "{_target_: collections.OrderedDict}",
-            "error: callbacks.bad: collections.OrderedDict is not an Action (subclass "
+            "error: actions.bad: collections.OrderedDict is not an Action (subclass "
             "{{ cookiecutter.package_name }}.loop.actions.Action)",
         ),
         (
             "{_target_: user_actions.RecordEachCall, path: x, every_steps: 0}",
-            "error: callbacks.bad.every_steps=0: must be a positive integer or None",
+            "error: actions.bad.every_steps=0: must be a positive integer or None",
         ),
     ],
     ids=["not-importable", "wrong-argument", "not-an-action", "bad-cadence"],
@@ -142,7 +142,7 @@ def test_a_bad_action_is_one_line_before_anything_is_written(
     tmp_path, capsys, user_module, spec, expected
 ):
     run_dir = tmp_path / "never"
-    code = run("train", train, [f"run_dir={run_dir}", "train.steps=5", f"+callbacks.bad={spec}"])
+    code = run("train", train, [f"run_dir={run_dir}", "train.steps=5", f"+actions.bad={spec}"])
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.count("\n") == 1 and err.startswith(expected), err
@@ -152,7 +152,7 @@ def test_a_bad_action_is_one_line_before_anything_is_written(
 def test_the_confusion_matrix_action_is_the_evaluation_and_tensorboard_shows_its_images(
     make_config, tmp_path
 ):
-    cfg = make_config("callbacks=[confusion_matrix]", task="image_classification")
+    cfg = make_config("actions=[confusion_matrix]", task="image_classification")
     result = train_and_evaluate(cfg)
     matrix = np.array(read_confusion_matrix(cfg.run_dir)["rows_true_columns_predicted"])
     assert matrix.shape == (10, 10) and matrix.sum() == cfg.task.test_size
@@ -170,12 +170,12 @@ def test_the_confusion_matrix_action_is_the_evaluation_and_tensorboard_shows_its
 
 def test_a_confusion_matrix_of_a_task_without_classes_is_refused_before_run_dir(tmp_path, capsys):
     run_dir = tmp_path / "never"
-    overrides = [f"run_dir={run_dir}", "task=regression", "callbacks=[confusion_matrix]"]
+    overrides = [f"run_dir={run_dir}", "task=regression", "actions=[confusion_matrix]"]
     code = run("train", train, [*overrides, "train.steps=5"])
     err = capsys.readouterr().err
     assert code == 2
     assert err.strip() == (
-        "error: callbacks.confusion_matrix: task=regression serves no class_ids, "
+        "error: actions.confusion_matrix: task=regression serves no class_ids, "
         "probabilities: a classifier's task does (task=image_classification)"
     )
     assert not run_dir.exists()

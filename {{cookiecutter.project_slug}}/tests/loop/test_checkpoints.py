@@ -89,7 +89,7 @@ class PoisonWeights(Action):
 
 
 def test_a_non_finite_step_stops_and_writes_no_non_finite_checkpoint(make_config, tmp_path, task):
-    poison = "+callbacks.poison={_target_: " + f"{__name__}.PoisonWeights" + "}"
+    poison = "+actions.poison={_target_: " + f"{__name__}.PoisonWeights" + "}"
     with pytest.raises(Diverged, match=r"step 21.*not finite.*ckpt-20"):
         train_and_evaluate(make_config("checkpoint.every_steps=5", poison, task=task))
     state = tf.train.get_checkpoint_state(str(tmp_path / "run" / "checkpoints"))

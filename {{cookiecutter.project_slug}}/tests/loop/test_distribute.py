@@ -2,7 +2,10 @@
 
 import contextlib
 import json
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -12,8 +15,10 @@ import tensorflow as tf
 
 from {{ cookiecutter.package_name }}.errors import RunError
 from {{ cookiecutter.package_name }}.launch import free_ports, tf_config
-from {{ cookiecutter.package_name }}.loop.cluster import make_cluster, rendezvous
+from {{ cookiecutter.package_name }}.loop import watchdog
+from {{ cookiecutter.package_name }}.loop.cluster import make_cluster
 from {{ cookiecutter.package_name }}.loop.controller import train_and_evaluate
+from {{ cookiecutter.package_name }}.loop.rendezvous import rendezvous
 
 from ..conftest import noise_free
 from .test_controller import weights_at
@@ -181,3 +186,27 @@ def test_a_hello_that_is_not_a_peers_does_not_count():
         rendezvous(cluster_of(ports, 0), timeout=2)
     thread.join()
     assert done == [True]
+
+
+@pytest.mark.parametrize("called_off", [True, False], ids=["called_off", "not_called_off"])
+def test_the_watchdog_kills_its_process_in_one_line_unless_its_stdin_closes_in_time(
+    called_off, capfd
+):
+    guarded = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        guard = watchdog.start(guarded.pid, 1)
+        if called_off:
+            guard.stdin.close()
+        assert guard.wait(timeout=30) == 0
+        if called_off:
+            assert guarded.poll() is None  # still running: the watchdog let it be
+            assert capfd.readouterr().err == ""
+        else:
+            assert guarded.wait(timeout=30) == -signal.SIGKILL
+            assert capfd.readouterr().err == (
+                "error: the cluster did not form within distribute.peer_timeout_seconds=1: a peer "
+                "stopped answering; start every worker again\n"
+            )
+    finally:
+        guarded.kill()
+        guarded.wait()

@@ -13,7 +13,7 @@ step is on disk before your actions run.
 Your own action (a class anywhere on the import path) is added by config, with its arguments:
 
     python -m {{ cookiecutter.package_name }}.train \
-        '+callbacks.hello={_target_: my_actions.PrintLoss, every_steps: 100}'
+        '+actions.hello={_target_: my_actions.PrintLoss, every_steps: 100}'
 
     class PrintLoss(Action):
         def __init__(self, every_steps=100):
@@ -23,7 +23,7 @@ Your own action (a class anywhere on the import path) is added by config, with i
             if run.is_chief:
                 print(boundary.step, boundary.logs.get("loss"))
 
-`callbacks=[confusion_matrix]` picks the shipped ones by name (`conf/callbacks/`).
+`actions=[confusion_matrix]` picks the shipped ones by name (`conf/actions/`).
 """
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ def built_in_actions(cfg, trainer, cluster, parts, user_actions=()) -> list[Acti
     """The loop's actions in the order they run at a boundary: the one place that decides it.
 
     `parts`: what the actions work on (`run_log`, `held_out`, `eval_batches`, `keeper`, `best`,
-    `stop_code`); `user_actions`: those of `callbacks=`, after the checkpoint.
+    `stop_code`); `user_actions`: those of `actions=`, after the checkpoint.
     """
     actions = [
         TrainingLogs(trainer, cfg.train.log_every_steps),
@@ -358,14 +358,14 @@ def checkpoint_name(step: int | None) -> str:
     return "none" if step is None else f"ckpt-{step}"
 
 
-def user_actions(callbacks: dict) -> list[Action]:
-    """The actions `callbacks=` names (`{name: {_target_: class, argument: value}}`), built by
+def user_actions(specs: dict) -> list[Action]:
+    """The actions `actions=` names (`{name: {_target_: class, argument: value}}`), built by
     Hydra's `instantiate` before anything is written: a wrong one is one line naming it."""
     from hydra.utils import instantiate
 
     actions = []
-    for name, spec in callbacks.items():
-        key = f"callbacks.{name}"
+    for name, spec in specs.items():
+        key = f"actions.{name}"
         if not isinstance(spec, dict) or "_target_" not in spec:
             raise ConfigError(f"{key}={spec}: expected _target_ (a module.Class) and its arguments")
         try:

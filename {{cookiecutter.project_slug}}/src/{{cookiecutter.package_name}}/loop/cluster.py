@@ -7,23 +7,20 @@ datasets behave the same everywhere.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import threading
-import time
-import zlib
 from dataclasses import dataclass
 
 import tensorflow as tf
 
-from ..config import DistributeConfig, flat
+from ..config import DistributeConfig
 from ..errors import STOP_SIGNALS, RunError
+from . import watchdog
+from .rendezvous import rendezvous
+from .tf_config import check_tf_config, slurm_tf_config
 
 
 @dataclass(frozen=True)
@@ -128,32 +125,6 @@ def gpu_line(gpus: list[str], strategy: str, num_replicas: int, precision: str |
     return "; ".join([found, used, *([f"precision={precision}"] if precision else [])])
 
 
-def slurm_tf_config(port_base: int) -> str:
-    """The `TF_CONFIG` of this task of a Slurm job step (`srun`), from TensorFlow's
-    `SlurmClusterResolver`: every task of the step is a worker, on its node's host name, at port
-    `port_base` + its index on that node."""
-    import shutil
-
-    resolve = tf.distribute.cluster_resolver.SlurmClusterResolver
-    try:
-        if "CUDA_VISIBLE_DEVICES" in os.environ or shutil.which("nvidia-smi"):
-            resolver = resolve(port_base=port_base)  # each task gets its share of the GPUs
-        else:
-            # The resolver lists a task only with a GPU of its own (on 0 GPUs: none, or a
-            # zero range step). On CPUs: one stand-in GPU per task, and CUDA_VISIBLE_DEVICES
-            # left alone.
-            per_node = os.environ.get("SLURM_STEP_TASKS_PER_NODE", "1")
-            most = max(int(part.split("(")[0]) for part in per_node.split(","))
-            resolver = resolve(
-                port_base=port_base, gpus_per_node=most, gpus_per_task=1, auto_set_gpu=False
-            )
-        cluster = resolver.cluster_spec().as_dict()
-        task_type, task_id = resolver.get_task_info()
-    except (RuntimeError, ValueError, KeyError) as error:
-        raise RunError(f"Slurm job step: cannot describe the cluster ({error})") from None
-    return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": task_id}})
-
-
 def _multi_worker(port_base: int, timeout: int) -> tf.distribute.Strategy:
     raw = os.environ.get("TF_CONFIG", "")
     if not raw and int(os.environ.get("SLURM_STEP_NUM_TASKS", "0")) > 1:
@@ -175,141 +146,16 @@ def _multi_worker(port_base: int, timeout: int) -> tf.distribute.Strategy:
     # handlers from before are put back.
     stops = [getattr(signal, name) for name in STOP_SIGNALS]
     handlers = {signum: signal.getsignal(signum) for signum in stops}
-    watchdog = subprocess.Popen(
-        [sys.executable, "-c", WATCHDOG, str(os.getpid()), str(timeout)],
-        stdin=subprocess.PIPE,
-    )
+    process = watchdog.start(os.getpid(), timeout)
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     finally:
-        watchdog.stdin.close()
-        watchdog.wait()
+        process.stdin.close()
+        process.wait()
         if threading.current_thread() is threading.main_thread():
             for signum, handler in handlers.items():
                 if handler is not None:
                     signal.signal(signum, handler)
-
-
-# Ends the process `argv[1]` in one line unless its stdin closes within `argv[2]` seconds.
-WATCHDOG = """
-import os, select, signal, sys
-for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1"):
-    signal.signal(getattr(signal, name), signal.SIG_IGN)
-if not select.select([sys.stdin], [], [], float(sys.argv[2]))[0]:
-    print(f"error: the cluster did not form within distribute.peer_timeout_seconds={sys.argv[2]}"
-          ": a peer stopped answering; start every worker again", file=sys.stderr, flush=True)
-    os.kill(int(sys.argv[1]), signal.SIGKILL)
-"""
-
-
-# Tasks that take part in the collectives (an evaluator or a parameter server does not).
-COLLECTIVE_JOBS = ("chief", "worker")
-
-
-def rendezvous(config: dict, timeout: float) -> None:
-    """Returns once every peer of `config` (a TF_CONFIG) is up, or raises RunError in one line
-    naming those that are not, after `timeout` seconds.
-
-    TensorFlow waits for its peers inside the strategy's constructor, forever and holding
-    Python's lock: a peer that never started hung every other worker, deaf to every signal.
-    Here the wait is Python's: each worker listens on its own address (a second worker with the
-    same task index cannot, and says so), says hello to every peer and hears every peer's hello;
-    it stops listening only when all have reached it, so none is left waiting for another.
-    Signals stop it as they stop anything else before training.
-    """
-    me = (config["task"]["type"], config["task"]["index"])
-    if me[0] not in COLLECTIVE_JOBS:
-        return
-    tasks = {
-        (kind, index): address
-        for kind, addresses in config["cluster"].items()
-        if kind in COLLECTIVE_JOBS
-        for index, address in enumerate(addresses)
-    }
-    peers = {task: address for task, address in tasks.items() if task != me}
-    listener = socket.socket(socket.AF_INET6 if ":" in _host(tasks[me]) else socket.AF_INET)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    with listener:
-        try:
-            listener.bind(("", int(tasks[me].rpartition(":")[2])))
-        except OSError as error:
-            raise RunError(
-                f"this worker ({me[0]} {me[1]}) cannot listen at {tasks[me]} "
-                f"({error.strerror}): is another worker started with the same task index?"
-            ) from None
-        listener.listen(len(peers) + 1)
-        listener.settimeout(0.2)
-        reached, heard = set(), set()
-        deadline = time.monotonic() + timeout
-        while len(reached) < len(peers) or len(heard) < len(peers):
-            if time.monotonic() > deadline:
-                silent = [
-                    f"{kind} {index} ({address})"
-                    for (kind, index), address in peers.items()
-                    if (kind, index) not in reached or (kind, index) not in heard
-                ]
-                raise RunError(
-                    f"the cluster did not form within distribute.peer_timeout_seconds={timeout}: "
-                    f"{', '.join(silent)} did not answer; start every worker (each with its own "
-                    "task index), or give them longer"
-                )
-            for task in sorted(set(peers) - reached):
-                with contextlib.suppress(OSError):
-                    port = int(peers[task].rpartition(":")[2])
-                    with socket.create_connection((_host(peers[task]), port), timeout=1) as peer:
-                        peer.sendall(f"{me[0]} {me[1]}\n".encode())
-                    reached.add(task)
-            # socket.timeout is an OSError. A peer past this wait may connect too (TensorFlow's
-            # own channel): only a hello counts.
-            with contextlib.suppress(OSError):
-                connection, _ = listener.accept()
-                with connection:
-                    connection.settimeout(2)
-                    hello = connection.recv(64).decode(errors="replace")
-                    kind, _, index = hello.strip().partition(" ")
-                    if index.isdigit() and (kind, int(index)) in peers:
-                        heard.add((kind, int(index)))
-
-
-def _host(address: str) -> str:
-    return address.rpartition(":")[0].strip("[]")
-
-
-def check_tf_config(raw: str) -> None:
-    """Refuses, in one line, a `TF_CONFIG` that TensorFlow would meet with a traceback or a
-    hang: not JSON with `cluster` and `task`, a task type the cluster lacks, an index outside
-    its list, an address that is not `host:port`, or one address given twice.
-
-    >>> check_tf_config('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", '
-    ...     '"index": 1}}')
-    """
-    try:
-        config = json.loads(raw)
-        cluster, task = config["cluster"], config["task"]
-        kind, index = task["type"], task["index"]
-        jobs = {name: list(addresses) for name, addresses in cluster.items()}
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise RunError(
-            f"TF_CONFIG: not JSON with 'cluster' and 'task' keys, received {raw[:120]!r}"
-        ) from None
-    if kind not in jobs:
-        raise RunError(f"TF_CONFIG: task type {kind!r} is not in the cluster {sorted(jobs)}")
-    if not isinstance(index, int) or not 0 <= index < len(jobs[kind]):
-        raise RunError(
-            f"TF_CONFIG: task index {index!r} is outside the {len(jobs[kind])} {kind} "
-            f"addresses (0 to {len(jobs[kind]) - 1})"
-        )
-    seen = set()
-    for name, addresses in jobs.items():
-        for address in addresses:
-            host, _, port = str(address).rpartition(":")
-            if not host or not port.isdigit():
-                raise RunError(f"TF_CONFIG: {name} address {address!r} is not host:port")
-            if address in seen:
-                raise RunError(
-                    f"TF_CONFIG: {address} is given twice; each task needs its own address"
-                )
-            seen.add(address)
 
 
 def _tpu(name: str) -> tf.distribute.Strategy:
@@ -324,75 +170,3 @@ def _tpu(name: str) -> tf.distribute.Strategy:
             "distribute=none or distribute=mirrored here"
         ) from None
     return tf.distribute.TPUStrategy(resolver)
-
-
-# Settings each worker may hold for itself: its own paths (mounts differ between machines), its
-# port, whether it profiles, its thread pools. Every other setting must be the same on every
-# worker.
-PER_WORKER_KEYS = (
-    "run_dir",
-    "data.path",
-    "data.files",
-    "distribute.port_base",
-    "profile.",
-    "threads.",
-)
-SHOWN_PER_WORKER_KEYS = "run_dir, data.path, data.files, distribute.port_base, profile.*, threads.*"
-
-
-def settings_of(cfg) -> list[tuple[str, object]]:
-    """`[(dotted key, value)]` of every setting of `cfg` the workers must agree on."""
-    return [
-        (key, value)
-        for key, value in flat(cfg).items()
-        if not any(key == p or key.startswith(p) for p in PER_WORKER_KEYS)
-    ]
-
-
-def agree(cluster: Cluster, items: list[tuple[str, object]], what: str) -> None:
-    """Every worker of `cluster` holds the same `items` (`[(name, value)]`), or every worker
-    raises RunError naming the first that differs, before anything trains.
-
-    Workers that differ in batch size, learning rate or steps would otherwise train on with
-    different weights or wait for each other forever. One all-gather of a checksum per item.
-    """
-    if cluster.num_workers <= 1:
-        return
-    sums = [zlib.crc32(f"{key}={value!r}".encode()) for key, value in items] + [len(items)]
-    gathered = _all_gather(cluster.strategy)(tf.constant(sums, tf.int64))
-    rows = tf.reshape(gathered, [-1, len(sums)]).numpy()
-    differs = [index for index in range(len(sums)) if len(set(rows[:, index])) > 1]
-    if not differs:
-        return
-    if differs[0] == len(items):
-        raise RunError(f"the workers disagree on {what}: they run different versions of the code")
-    key, value = items[differs[0]]
-    raise RunError(
-        f"the workers disagree on {what}: {key} (this worker: {value!r}); start every worker "
-        f"with the same settings (only {SHOWN_PER_WORKER_KEYS} may differ)"
-    )
-
-
-def stop_code(cluster: Cluster, code: int | None) -> int | None:
-    """The exit code of a stop signal received by any worker (the highest), else None.
-
-    Every worker calls it at the same step boundary, so that all stop (and save) at the same
-    step: a worker that stopped alone would leave the others waiting in their next all-reduce.
-    One all-gather of one number per boundary, on several workers only.
-    """
-    if cluster.num_workers <= 1:
-        return code
-    highest = int(tf.reduce_max(_all_gather(cluster.strategy)(tf.constant([code or 0], tf.int64))))
-    return highest or None
-
-
-@functools.cache
-def _all_gather(strategy: tf.distribute.Strategy):
-    """Every worker's int64 vector, concatenated: one compiled function per strategy (run
-    eagerly, each call warned of its overhead and traced anew)."""
-
-    @tf.function(reduce_retracing=True)
-    def gather(local):
-        return strategy.gather(strategy.run(tf.identity, args=(local,)), axis=0)
-
-    return gather

@@ -1,7 +1,7 @@
 """The outer loop: restore, then train in chunks between boundaries, then finish.
 
 Between compiled chunks it runs a list of actions (`loop/actions.py`: logs, evaluation,
-divergence, signals, the best checkpoint, checkpoints, the user's own from `callbacks=`).
+divergence, signals, the best checkpoint, checkpoints, the user's own from `actions=`).
 Cadences (`train.log_every_steps`, `eval.every_steps`, `checkpoint.every_steps`, each action's
 `every_steps`) are exact at any `train.steps_per_execution`: a chunk always ends on the next
 boundary.
@@ -24,9 +24,10 @@ from ..errors import AlreadyDone, Diverged, RunError, Stop
 from ..storage import StorageError
 from ..tasks.base import Task, make_task
 from .actions import Boundary, Run, built_in_actions, checkpoint_name, next_boundary, user_actions
+from .agreement import agree, settings_of, stop_code
 from .best import BestKeeper
 from .checkpoints import CheckpointKeeper, has_checkpoints
-from .cluster import agree, make_cluster, settings_of, stop_code
+from .cluster import make_cluster
 from .logs import RunLog
 from .run_dir import (
     RunDirLock,
@@ -69,7 +70,7 @@ def train_and_evaluate(cfg: Config) -> dict:
     except tf.errors.DataLossError as error:
         raise RunError(f"{damaged_data(error)}: restore it or prepare the data again") from None
     check_metric_keys(cfg, trainer)
-    actions = user_actions(cfg.callbacks)
+    actions = user_actions(cfg.actions)
     for action in actions:
         action.check(Run(cfg, task, trainer, cluster, source))
     if cluster.is_chief:
@@ -201,6 +202,9 @@ def _restore(cfg: Config, cluster, task: Task, trainer: Trainer):
     checkpoint keeper, best checkpoint keeper)."""
     run_dir = cfg.run_dir
     checkpoint_dir = os.path.join(run_dir, "checkpoints")
+    if os.path.lexists(checkpoint_dir) and not os.path.isdir(checkpoint_dir):
+        what = "a link to nothing" if os.path.islink(checkpoint_dir) else "a file, not a directory"
+        raise RunError(f"{checkpoint_dir}: is {what}; move it away (checkpoints go there)")
     record = read_run_json(run_dir) if has_checkpoints(checkpoint_dir) else None
     check_same_identity(record, cfg, identity_keys(task))
     # Every checkpoint carries the run's id and identity settings; a restore compares them.

@@ -1,4 +1,4 @@
-"""Shipped actions for `callbacks=[...]` (conf/callbacks/): the loop runs them at their cadence.
+"""Shipped actions for `actions=[...]` (conf/actions/): the loop runs them at their cadence.
 
 - `confusion_matrix`: at each evaluation, the held-out confusion matrix and the worst-predicted
   held-out examples as TensorBoard images (a classifier: task=image_classification).
@@ -48,7 +48,7 @@ class ConfusionMatrix(Action):
         missing = {"class_ids", "probabilities"} - set(served)
         if missing:
             raise RunError(
-                f"callbacks.confusion_matrix: task={run.task.name} serves no "
+                f"actions.confusion_matrix: task={run.task.name} serves no "
                 f"{', '.join(sorted(missing))}: a classifier's task does "
                 "(task=image_classification)"
             )
@@ -125,7 +125,7 @@ class MLflowTracker(Action):
             import mlflow  # noqa: F401
         except ImportError:
             raise RunError(
-                "callbacks.mlflow: MLflow is not installed: pip install -e '.[mlflow]'"
+                "actions.mlflow: MLflow is not installed: pip install -e '.[mlflow]'"
             ) from None
 
     def begin(self, run, step):
