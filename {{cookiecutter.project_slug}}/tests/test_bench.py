@@ -124,7 +124,9 @@ def test_the_flops_of_a_step_are_the_forward_and_backward_matmuls_of_the_model()
     # Each 2-D kernel (in, out) costs 2*B*in*out in the forward pass and twice that backward
     # (gradients of its input and of itself), less the first layer's input gradient; the
     # profiler also counts the elementwise work, a few percent here.
-    cfg = bench.Bench([], 5).config("task.hidden_units=64", "train.batch_size=32")
+    cfg = bench.Bench([], 5).config(
+        "task.hidden_units=64", "train.batch_size=32", task="regression"
+    )
     counted = bench.step_flops(cfg)
     kernels = [tuple(map(int, v.shape)) for v in model_variables(cfg) if len(v.shape) == 2]
     matmuls = sum(6 * 32 * n_in * n_out for n_in, n_out in kernels)
@@ -135,7 +137,7 @@ def test_the_flops_of_a_step_are_the_forward_and_backward_matmuls_of_the_model()
 def test_matmuls_only_trains_the_chain_of_kernels_from_inputs_to_targets_alone():
     # The regressor: projection 8 -> 16, two blocks of two 16 -> 16, output 16 -> 1, and the
     # reconstruction head 16 -> 8, off the chain; biases, noise and penalties all go.
-    cfg = bench.Bench([], 5).config("task.hidden_units=16", "task.num_blocks=2")
+    cfg = bench.Bench([], 5).config("task.hidden_units=16", "task.num_blocks=2", task="regression")
     widths = bench.chained_widths(*bench.model_kernels(cfg))
     assert widths == [16, 16, 16, 16, 16, 1]
     make = bench.matmuls_only(make_task, widths)
@@ -147,7 +149,7 @@ def test_matmuls_only_trains_the_chain_of_kernels_from_inputs_to_targets_alone()
     # The loop trains it as the task's own model: the step's FLOPs are those six matmuls'.
     counted = bench.step_flops(
         bench.Bench([], 5).config(
-            "task.hidden_units=16", "train.batch_size=32", "task.num_blocks=2"
+            "task.hidden_units=16", "train.batch_size=32", "task.num_blocks=2", task="regression"
         ),
         make,
     )
@@ -164,12 +166,12 @@ def test_a_model_whose_kernels_do_not_chain_inputs_to_targets_has_no_matmuls_onl
 
 def test_the_precision_preset_batch_never_exceeds_the_training_examples():
     # A task of 300 examples trains on all of them each step; the command line still wins.
-    small = bench.Bench(["task.train_size=300"], 5)
+    small = bench.Bench(["task=regression", "task.train_size=300"], 5)
     assert "train.batch_size=300" in bench.precision_preset(small)
     assert small.config(first=bench.precision_preset(small)).train.batch_size == 300
-    chosen = bench.Bench(["task.train_size=300", "train.batch_size=64"], 5)
+    chosen = bench.Bench(["task=regression", "task.train_size=300", "train.batch_size=64"], 5)
     assert chosen.config(first=bench.precision_preset(chosen)).train.batch_size == 64
-    assert "train.batch_size=1024" in bench.precision_preset(bench.Bench([], 5))
+    assert "train.batch_size=1024" in bench.precision_preset(bench.Bench(["task=regression"], 5))
 
 
 def model_variables(cfg):

@@ -148,7 +148,7 @@ def test_the_readme_sweep_trains_four_jobs_and_names_the_best(tmp_path):
     command = [
         sys.executable, "-m", f"{PACKAGE}.train", "-m",
         "optimizer.learning_rate=0.001,0.003", "seed=0,1",
-        "train.steps=60", "task.train_size=512", f"hydra.sweep.dir={tmp_path}",
+        "train.steps=60", "task=regression", "task.train_size=512", f"hydra.sweep.dir={tmp_path}",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -59,6 +59,7 @@ def test_a_resumed_run_goes_on_in_the_same_mlflow_run(make_config, tmp_path):
 def test_a_four_job_sweep_is_four_runs_of_one_experiment(tmp_path):
     store, overrides = tracked(tmp_path)
     command = [sys.executable, "-m", "{{ cookiecutter.package_name }}.train", "-m", "seed=0,1,2,3"]
+    command += ["task=regression"]
     command += [f"hydra.sweep.dir={tmp_path / 'sweep'}", "train.steps=20", *overrides]
     command += ["train.log_every_steps=10", "eval.every_steps=10", "checkpoint.every_steps=10"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=900)
