@@ -78,7 +78,7 @@ def test_a_sweep_runs_every_combination_into_its_own_run_dir_and_summarizes(tmp_
     assert [float(row["std"]) for row in settings] == pytest.approx([0.05, 0.15])
     out = capsys.readouterr().out
     assert "optimizer.learning_rate=0.1: eval_loss mean 0.15 +- 0.05 over 2 seeds" in out
-    assert "best: job 0 (optimizer.learning_rate=0.1 seed=0), eval_loss=0.1" in out
+    assert "best: optimizer.learning_rate=0.1 (eval_loss mean 0.15 over 2 seeds, jobs 0, 1)" in out
     # TensorBoard's HParams view: one run per job, its swept keys and its figures.
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -197,7 +197,7 @@ def test_the_readme_sweep_trains_four_jobs_and_names_the_best(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     for job in range(4):
         assert json.loads((tmp_path / str(job) / "final_metrics.json").read_text())["step"] == 60
-    assert "best: job " in done.stdout and (tmp_path / "summary.csv").is_file()
+    assert "best: optimizer.learning_rate=" in done.stdout and (tmp_path / "summary.csv").is_file()
 
 
 def test_an_optuna_search_minimizes_the_objective_each_run_returns(tmp_path):
