@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import CONTEXT, run
+from .conftest import CONTEXT, TEMPLATE, run
 
 EXPECTED_FILES = [
     "pyproject.toml",
@@ -127,6 +127,33 @@ def test_default_task_option_sets_the_default_config_and_ships_every_task(bake, 
     assert f"task: {task}" in config.read_text()
     for module in CONTEXT["default_task"]:
         assert (project / f"src/custom_tf_project/tasks/{module}.py").is_file()
+
+
+def test_bakes_of_each_default_task_differ_only_where_the_default_task_is_named(bake):
+    # Why a bake of another default_task needs only its own fast suite with the per-task tests
+    # on that task (tests/test_baked_projects.py): only the lines that name the default task
+    # differ, in the files whose template names it.
+    source = TEMPLATE / "{{cookiecutter.project_slug}}"
+    naming = {
+        str(path.relative_to(source)).replace("{{cookiecutter.package_name}}", "custom_tf_project")
+        for path in source.rglob("*")
+        if path.is_file() and b"cookiecutter.default_task" in path.read_bytes()
+    }
+    assert "src/custom_tf_project/conf/config.yaml" in naming
+    default, *others = CONTEXT["default_task"]
+    reference = bake(default_task=default)
+    files = sorted(p.relative_to(reference) for p in reference.rglob("*") if p.is_file())
+    for task in others:
+        project = bake(default_task=task)
+        assert sorted(p.relative_to(project) for p in project.rglob("*") if p.is_file()) == files
+        for path in files:
+            ours, theirs = (
+                root.joinpath(path).read_bytes().splitlines() for root in (reference, project)
+            )
+            if ours != theirs:
+                assert str(path) in naming and len(ours) == len(theirs), path
+                for a, b in zip(ours, theirs):
+                    assert a == b or a.replace(default.encode(), task.encode()) == b, (path, a, b)
 
 
 @pytest.mark.parametrize("kit", ["none", "solutions", "exercises"])

@@ -136,12 +136,14 @@ def test_the_slurm_script_trains_on_shards_and_resumes_bitwise_after_preemption(
     env.pop("TF_CONFIG", None)
     shards = tmp_path / "shards"
     subprocess.run(
-        [sys.executable, "-m", f"{PACKAGE}.prepare", f"data.files={shards}", "data.shards=2"],
+        [sys.executable, "-m", f"{PACKAGE}.prepare", f"data.files={shards}", "task=regression"]
+        + ["data.shards=2"],
         check=True,
         capture_output=True,
         env=env,
     )
     overrides = [
+        "task=regression",
         *small("regression"),
         f"data.files={shards}",  # one shard per worker
         "deterministic=true",

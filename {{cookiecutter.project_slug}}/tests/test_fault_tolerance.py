@@ -80,7 +80,9 @@ def test_run_killed_twice_resumes_bitwise_equal_to_an_uninterrupted_one(tmp_path
 def test_a_run_on_shards_killed_resumes_bitwise_equal_to_an_uninterrupted_one(tmp_path):
     shards = tmp_path / "shards"
     prepare = [sys.executable, "-m", f"{PACKAGE}.prepare", f"data.files={shards}"]
-    subprocess.run([*prepare, "task.train_size=2048"], check=True, capture_output=True)
+    subprocess.run(
+        [*prepare, "task=regression", "task.train_size=2048"], check=True, capture_output=True
+    )
     files = f"data.files={shards}"
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     code, _, err = finish(start(straight, files))

@@ -64,11 +64,12 @@ def prepare_shards(directory, *overrides):
 
 def test_two_workers_on_shards_finish_with_the_same_weights(tmp_path):
     shards = tmp_path / "shards"
-    prepare_shards(shards, *small("regression"))
+    prepare_shards(shards, "task=regression", *small("regression"))
     run_dir = tmp_path / "run"
     processes = launch(
         2,
-        [f"run_dir={run_dir}", f"data.files={shards}", *small("regression"), "train.steps=40"],
+        [f"run_dir={run_dir}", f"data.files={shards}", "task=regression", *small("regression")]
+        + ["train.steps=40"],
     )
     outputs = [process.communicate(timeout=600)[0] for process in processes]
     assert [process.returncode for process in processes] == [0, 0]
@@ -85,7 +86,7 @@ import tensorflow as tf
 from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.tasks.base import make_task
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
-cfg = load_config(["task.input_dim=1", f"data.files={sys.argv[1]}"])
+cfg = load_config(["task=regression", "task.input_dim=1", f"data.files={sys.argv[1]}"])
 source = make_task(cfg).source(cfg.data)
 iterator = iter(source.train_batches(strategy, 64, seed=5, start_step=0))
 ids = []
@@ -107,8 +108,8 @@ def test_two_workers_see_every_example_once_per_epoch(tmp_path, num_shards, shar
     np.savez(tmp_path / "ids.npz", x_train=rows, y_train=rows, x_test=rows[:8], y_test=rows[:8])
     shards = tmp_path / "shards"
     npz = f"data.path={tmp_path / 'ids.npz'}"
-    prepare_shards(shards, npz, "task.input_dim=1", f"data.shards={num_shards}")
-    cfg = load_config(["task.input_dim=1", f"data.files={shards}"])
+    prepare_shards(shards, npz, "task=regression", "task.input_dim=1", f"data.shards={num_shards}")
+    cfg = load_config(["task=regression", "task.input_dim=1", f"data.files={shards}"])
     plans = [make_task(cfg).source(cfg.data).plan(2, worker) for worker in (0, 1)]
     assert [plan[1] for plan in plans] == [sharding, sharding]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -200,7 +201,7 @@ def test_sigterm_to_launch_stops_every_worker_with_a_save(tmp_path):
 
 def test_a_worker_whose_peer_never_starts_ends_in_one_line_by_the_deadline_or_a_signal(tmp_path):
     # Worker 0 alone once waited for its peer for good, deaf to SIGTERM and Ctrl-C.
-    common = [f"run_dir={tmp_path / 'run'}", *small("regression")]
+    common = [f"run_dir={tmp_path / 'run'}", "task=regression", *small("regression")]
     ports = free_ports(2)
     command = [sys.executable, "-m", f"{PACKAGE}.train", "distribute=multi_worker_mirrored"]
     env = {**os.environ, "TF_CONFIG": tf_config(ports, 0), "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -235,7 +236,8 @@ def test_a_worker_whose_peer_never_starts_ends_in_one_line_by_the_deadline_or_a_
 
 def test_a_worker_killed_mid_run_ends_the_other_in_one_line_and_keeps_the_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
-    overrides = [f"run_dir={run_dir}", *small("regression"), "train.steps=1000000"]
+    overrides = [f"run_dir={run_dir}", "task=regression", *small("regression")]
+    overrides.append("train.steps=1000000")
     overrides += ["checkpoint.every_steps=50", "train.log_every_steps=10"]
     chief, other = start_workers([overrides, overrides])
     deadline = time.monotonic() + 240

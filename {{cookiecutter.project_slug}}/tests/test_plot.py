@@ -126,11 +126,22 @@ def test_the_curves_name_each_loss_and_mark_the_best_checkpoint(make_config, tmp
         plt.close = close
     loss = next(axis for axis in figures[0].axes if axis.get_title() == "loss")
     labels = [text.get_text() for text in loss.get_legend().get_texts()]
-    assert labels[:2] == [
-        "training objective (+ the model's own losses, with training noise)",
-        "held-out loss (the task's loss alone, no noise)",
+    assert labels[:2] == [  # the regressor logs its own reconstruction_loss
+        "training objective (training=True; + the model's own reconstruction_loss)",
+        "held-out loss (training=False, the task's loss alone)",
     ]
     best = json.loads((tmp_path / "run" / "checkpoints" / "best" / "best.json").read_text())
     assert labels[2] == f"best checkpoint (step {best['step']})"
     assert figures[0]._suptitle.get_text().startswith("run, task=regression")
     close(figures[0])
+
+
+def test_the_legend_claims_no_own_losses_for_a_model_that_logs_none():
+    # The digits classifier logs accuracy (with its held-out twin) and no loss of its own;
+    # each output's loss of a two-headed model has its held-out twin too.
+    from {{ cookiecutter.package_name }}.plot import labels
+
+    digits = [{"step": 1, "loss": 2.3, "accuracy": 0.1, "eval_loss": 2.2, "eval_accuracy": 0.1}]
+    assert labels(digits)["loss"] == "training loss (training=True)"
+    heads = [{"step": 1, "loss": 1.0, "next_loss": 0.4, "eval_loss": 1.1, "eval_next_loss": 0.5}]
+    assert labels(heads)["loss"] == "training loss (training=True)"

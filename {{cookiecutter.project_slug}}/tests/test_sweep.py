@@ -9,7 +9,12 @@ import sys
 import pytest
 
 from {{ cookiecutter.package_name }}.cli import run
-from {{ cookiecutter.package_name }}.sweep import best_row, write_summary
+from {{ cookiecutter.package_name }}.sweep import (
+    best_row,
+    plotted,
+    swept_overrides,
+    write_summary,
+)
 
 from .conftest import TASKS, python_output
 
@@ -73,7 +78,7 @@ def test_a_sweep_runs_every_combination_into_its_own_run_dir_and_summarizes(tmp_
     assert [float(row["std"]) for row in settings] == pytest.approx([0.05, 0.15])
     out = capsys.readouterr().out
     assert "optimizer.learning_rate=0.1: eval_loss mean 0.15 +- 0.05 over 2 seeds" in out
-    assert "best: job 0 (optimizer.learning_rate=0.1 seed=0), eval_loss=0.1" in out
+    assert "best: optimizer.learning_rate=0.1 (eval_loss mean 0.15 over 2 seeds, jobs 0, 1)" in out
     # TensorBoard's HParams view: one run per job, its swept keys and its figures.
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -83,6 +88,44 @@ def test_a_sweep_runs_every_combination_into_its_own_run_dir_and_summarizes(tmp_
     session = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     assert b"optimizer.learning_rate" in session and b"0.3" in session
     assert "eval_loss" in events.Tags()["tensors"]
+
+
+def test_with_seeds_swept_the_best_is_the_setting_with_the_best_mean_not_one_lucky_job(
+    tmp_path, capsys
+):
+    # Job 0 (rate 0.1, seed 0) is the single lowest; rate 0.3 is lower on average.
+    losses = {(0.1, 0): 0.1, (0.1, 1): 0.9, (0.3, 0): 0.3, (0.3, 1): 0.4}
+
+    def fake_training(cfg):
+        os.makedirs(cfg.run_dir, exist_ok=True)
+        final = {"step": 10, "eval_loss": losses[cfg.optimizer.learning_rate, cfg.seed]}
+        with open(os.path.join(cfg.run_dir, "final_metrics.json"), "w") as file:
+            json.dump(final, file)
+
+    sweep = tmp_path / "sweep"
+    args = ["-m", "optimizer.learning_rate=0.1,0.3", "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    assert run("train", fake_training, args) == 0
+    best = [line for line in capsys.readouterr().out.splitlines() if line.startswith("best:")]
+    assert best == [
+        f"best: optimizer.learning_rate=0.3 (eval_loss mean 0.35 over 2 seeds, jobs 2, 3); "
+        f"summary in {sweep / 'summary.csv'}"
+    ]
+    # Each job is told apart by its swept values (MLflow's run names), not the common ones.
+    assert swept_overrides(str(sweep / "3")) == ["optimizer.learning_rate=0.3", "seed=1"]
+
+
+def test_the_summary_plot_puts_the_best_setting_first_with_short_labels():
+    grouped = [
+        {"optimizer.learning_rate": "0.0031415926535897", "model.units": "8", "mean": 0.5},
+        {"optimizer.learning_rate": "0.001", "model.units": "16", "mean": 0.25},
+        {"optimizer.learning_rate": "0.01", "model.units": "16", "runs": 0},  # all failed
+    ]
+    keys = ["optimizer.learning_rate", "model.units"]
+    assert [label for label, _ in plotted(grouped, keys, "min")] == [
+        "learning_rate=0.001 units=16",
+        "learning_rate=0.00314 units=8",
+    ]
+    assert [row["mean"] for _, row in plotted(grouped, keys, "max")] == [0.5, 0.25]
 
 
 def test_a_sweep_of_other_overrides_into_a_used_directory_is_refused_before_any_job(
@@ -148,13 +191,13 @@ def test_the_readme_sweep_trains_four_jobs_and_names_the_best(tmp_path):
     command = [
         sys.executable, "-m", f"{PACKAGE}.train", "-m",
         "optimizer.learning_rate=0.001,0.003", "seed=0,1",
-        "train.steps=60", "task.train_size=512", f"hydra.sweep.dir={tmp_path}",
+        "train.steps=60", "task=regression", "task.train_size=512", f"hydra.sweep.dir={tmp_path}",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     for job in range(4):
         assert json.loads((tmp_path / str(job) / "final_metrics.json").read_text())["step"] == 60
-    assert "best: job " in done.stdout and (tmp_path / "summary.csv").is_file()
+    assert "best: optimizer.learning_rate=" in done.stdout and (tmp_path / "summary.csv").is_file()
 
 
 def test_an_optuna_search_minimizes_the_objective_each_run_returns(tmp_path):

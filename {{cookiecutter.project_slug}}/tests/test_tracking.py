@@ -33,6 +33,9 @@ def test_a_run_is_recorded_with_its_config_metrics_final_values_and_export(make_
     assert run.info.status == "FINISHED"
     assert run.data.params["train.steps"] == "40" and run.data.params["seed"] == "42"
     assert run.data.tags["run_dir"] == str(tmp_path / "run")
+    assert run.info.run_name == "run"  # outside a sweep: the run directory's name
+    kind = client.get_experiment_by_name("regression").tags["mlflow.experimentKind"]
+    assert kind == "custom_model_development"  # the UI opens on training runs, not GenAI
     logged = read_metrics(cfg.run_dir)
     history = client.get_metric_history(run.info.run_id, "loss")
     assert [(m.step, m.value) for m in history] == [
@@ -59,6 +62,7 @@ def test_a_resumed_run_goes_on_in_the_same_mlflow_run(make_config, tmp_path):
 def test_a_four_job_sweep_is_four_runs_of_one_experiment(tmp_path):
     store, overrides = tracked(tmp_path)
     command = [sys.executable, "-m", "{{ cookiecutter.package_name }}.train", "-m", "seed=0,1,2,3"]
+    command += ["task=regression"]
     command += [f"hydra.sweep.dir={tmp_path / 'sweep'}", "train.steps=20", *overrides]
     command += ["train.log_every_steps=10", "eval.every_steps=10", "checkpoint.every_steps=10"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=900)
@@ -67,6 +71,7 @@ def test_a_four_job_sweep_is_four_runs_of_one_experiment(tmp_path):
     experiment = client.get_experiment_by_name("regression")
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(run.data.params["seed"] for run in runs) == ["0", "1", "2", "3"]
+    assert sorted(run.info.run_name for run in runs) == [f"seed={seed}" for seed in range(4)]
     for run in runs:
         job = run.data.tags["run_dir"]
         final = json.loads(Path(job, "final_metrics.json").read_text(encoding="utf-8"))

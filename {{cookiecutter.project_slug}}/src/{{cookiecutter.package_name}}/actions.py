@@ -25,6 +25,7 @@ from .errors import RunError
 from .loop.actions import Action
 from .loop.run_dir import write_json
 from .storage import storage_error
+from .sweep import swept_overrides
 
 __all__ = ["ConfusionMatrix", "MLflowTracker"]
 
@@ -141,7 +142,11 @@ class MLflowTracker(Action):
         self.client = MlflowClient(self.tracking_uri)
         name = self.experiment or run.task.name
         found = self.client.get_experiment_by_name(name)
-        experiment_id = found.experiment_id if found else self.client.create_experiment(name)
+        # The UI opens an experiment of this kind on its training runs, not the empty GenAI view.
+        kind = {"mlflow.experimentKind": "custom_model_development"}
+        experiment_id = (
+            found.experiment_id if found else self.client.create_experiment(name, tags=kind)
+        )
         path = os.path.join(run.run_dir, "mlflow_run.json")
         if os.path.exists(path):
             with open(path, encoding="utf-8") as file:
@@ -149,9 +154,10 @@ class MLflowTracker(Action):
             self.client.update_run(self.run_id, status="RUNNING")
             return
         tags = {"run_dir": os.path.abspath(run.run_dir), "task": run.task.name}
-        created = self.client.create_run(
-            experiment_id, tags=tags, run_name=os.path.basename(os.path.abspath(run.run_dir))
-        )
+        # a sweep job by what sets it apart (`optimizer.learning_rate=0.003 seed=1`), not `0`, `1`
+        swept = " ".join(swept_overrides(run.run_dir))
+        run_name = swept[:240] or os.path.basename(os.path.abspath(run.run_dir))
+        created = self.client.create_run(experiment_id, tags=tags, run_name=run_name)
         self.run_id = created.info.run_id
         write_json(path, {"run_id": self.run_id, "tracking_uri": self.tracking_uri})
         params = [Param(key, str(value)[:6000]) for key, value in flat(run.cfg).items()]

@@ -12,6 +12,7 @@ its own run directory under the sweep directory, followed by a summary (`sweep.p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -84,7 +85,8 @@ def command_help(module: str, keys: tuple[str, ...]) -> str:
     import importlib
 
     doc = (importlib.import_module(module).__doc__ or "").strip().split("\n\n")[0]
-    defaults = flat(load_config([]))
+    with startup_lines_hidden():  # the default task's module may import Keras at the top
+        defaults = flat(load_config([]))
     lines = [f"usage: python -m {module} [key=value ...]", "", doc, "", "keys it reads:"]
     for key in keys:
         shown = {k: v for k, v in defaults.items() if k == key or k.startswith(f"{key}.")}
@@ -105,7 +107,8 @@ def _run(module: str, main: Callable[[Config], object], argv: list[str], tensorf
     if any(arg in HYDRA_FLAGS or arg.startswith(HYDRA_FLAG_PREFIXES) for arg in argv):
         return _run_with_hydra(module, main, argv)
     try:
-        cfg = load_config(argv)
+        with startup_lines_hidden():  # a task module may import Keras at the top
+            cfg = load_config(argv)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -117,8 +120,6 @@ def execute(main: Callable[[Config], object], cfg: Config, tensorflow: bool = Tr
 
     `tensorflow=False` for a command that never needs it (`plot`): it starts in a second.
     """
-    quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ  # set it (e.g. to 0) to see everything
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     # tf.data warns about its own option plumbing under multi-worker strategies; not actionable.
     warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options")
@@ -127,7 +128,8 @@ def execute(main: Callable[[Config], object], cfg: Config, tensorflow: bool = Tr
         if refusal:
             print(f"error: {refusal}", file=sys.stderr)
             return EXIT_USAGE
-        import_tensorflow(quiet)
+        with startup_lines_hidden():
+            import tensorflow  # noqa: F401
 
     try:
         main(cfg)
@@ -212,14 +214,19 @@ STARTUP_LINES = (
     "cpu_feature_guard.cc:",
     "To enable the following instructions:",
 )
+# Decided when a command starts (its module imports this one), before anything here sets it.
+USER_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL" in os.environ
 
 
-def import_tensorflow(quiet: bool) -> None:
-    """Imports TensorFlow; with `quiet`, its start-up lines on stderr are left out and every
-    other line it prints is passed on."""
-    if not quiet or "tensorflow" in sys.modules:
-        import tensorflow  # noqa: F401
-
+@contextlib.contextmanager
+def startup_lines_hidden():
+    """Runs the block with TensorFlow's start-up lines left out of stderr, unless the user set
+    TF_CPP_MIN_LOG_LEVEL (then everything shows). TensorFlow starts inside it: when a command
+    imports it, and when reading the config imports a task module that imports Keras at the
+    top. Every other line the block writes to stderr is passed on when it ends."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if USER_LOG_LEVEL or "tensorflow" in sys.modules:  # started already: nothing to hide
+        yield
         return
     import tempfile
 
@@ -228,20 +235,20 @@ def import_tensorflow(quiet: bool) -> None:
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            yield
         finally:
+            sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
             for line in capture.read().decode(errors="replace").splitlines(keepends=True):
                 if not any(noise in line for noise in STARTUP_LINES):
                     sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 def _silence_stdout() -> None:
     """Points stdout at the null device, so that Python's flush at exit does not fail again."""
-    import contextlib
-
     devnull = open(os.devnull, "w")  # noqa: SIM115 - open until the process ends
     with contextlib.suppress(OSError, ValueError, AttributeError):  # a test's stand-in stdout
         os.dup2(devnull.fileno(), sys.stdout.fileno())
@@ -306,7 +313,8 @@ def _run_with_hydra(module: str, main: Callable[[Config], object], argv: list[st
     from .config import config_from
     from .tasks.base import shipped_tasks
 
-    shipped_tasks()  # each one an option of the `task` group
+    with startup_lines_hidden():  # a task module may import Keras at the top
+        shipped_tasks()  # each one an option of the `task` group
     if any(arg in ("-m", "--multirun") for arg in argv):
         stopped = stopped_clock()
         if stopped:

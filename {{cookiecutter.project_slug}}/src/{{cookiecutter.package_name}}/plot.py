@@ -3,10 +3,12 @@
 Writes `run_dir/curves.png` from `metrics.jsonl`: one panel per logged quantity, whatever the
 task logs (`loss`, each metric, the model's own metrics, `grad_norm`, `learning_rate` when it
 changes), with the held-out curve (`eval_<name>`) drawn in the same panel as its training curve.
-The legend says what each loss is: the training objective adds the model's own losses and runs
-with training noise, the held-out loss is the task's loss alone without noise, so the two need
-not meet. The best checkpoint (`checkpoint.best_metric`) is marked. Training draws it at the
-end too; TensorBoard stays the live view (`tensorboard --logdir runs`).
+The legend says what each loss is, from what the run logged: the training loss is measured with
+`training=True` (noise and dropout on, if the model has any) and adds the model's own losses,
+named when the model logs them (training-only values such as `reconstruction_loss`); the held-out
+loss is the task's loss alone with `training=False`, so the two need not meet. The best
+checkpoint (`checkpoint.best_metric`) is marked. Training draws it at the end too; TensorBoard
+stays the live view (`tensorboard --logdir runs`).
 
 >>> panels([{"step": 1, "loss": 0.5, "accuracy": 0.7, "eval_loss": 0.6, "steps_per_sec": 9.0}])
 [('loss', ['loss', 'eval_loss']), ('accuracy', ['accuracy'])]
@@ -69,11 +71,34 @@ def _values(records: list[dict], key: str) -> set:
     return {record[key] for record in records if isinstance(record.get(key), (int, float))}
 
 
-# What the legend says each curve is.
-LABELS = {
-    "loss": "training objective (+ the model's own losses, with training noise)",
-    "eval_loss": "held-out loss (the task's loss alone, no noise)",
-}
+# Logged values that are not a model's own: the loop's figures.
+LOOP_KEYS = ("loss", "grad_norm", *NOT_DRAWN, *SETTINGS)
+
+
+def labels(records: list[dict]) -> dict[str, str]:
+    """What the legend says the losses are, from what the run logged: the model's own values
+    are what it logs in training only (no `eval_` twin, not one of the loop's figures).
+
+    >>> labels([{"step": 1, "loss": 0.5, "eval_loss": 0.6}])["loss"]
+    'training loss (training=True)'
+    >>> labels([{"step": 1, "loss": 0.5, "reconstruction_loss": 0.1, "eval_loss": 0.6}])["loss"]
+    "training objective (training=True; + the model's own reconstruction_loss)"
+    """
+    keys = dict.fromkeys(key for record in records for key in record)
+    own = [
+        key
+        for key in keys
+        if key.endswith("loss")
+        and key not in LOOP_KEYS
+        and not key.startswith("eval_")
+        and f"eval_{key}" not in keys
+    ]
+    loss = (
+        f"training objective (training=True; + the model's own {', '.join(own)})"
+        if own
+        else "training loss (training=True)"
+    )
+    return {"loss": loss, "eval_loss": "held-out loss (training=False, the task's loss alone)"}
 
 
 def _best(run_dir: str) -> dict | None:
@@ -125,12 +150,13 @@ def plot_curves(run_dir: str) -> str:
     for axis in axes.flat[len(layout) :]:
         axis.set_visible(False)
     best = _best(run_dir)
+    named = labels(records)
     for axis, (title, keys) in zip(axes.flat, layout):
         positive = True
         for key in keys:
             points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
             if points:
-                label = LABELS.get(key, _kind(key))
+                label = named.get(key, _kind(key))
                 axis.plot(*zip(*points), marker="." if len(points) < 30 else None, label=label)
                 positive = positive and min(p[1] for p in points) > 0
         if best and best["metric"] in (title, f"eval_{title}"):

@@ -42,16 +42,33 @@ def recorded_overrides(sweep_dir: str) -> list[str] | None:
         return None
 
 
+def job_overrides(directory: str) -> list[str]:
+    """The overrides of the sweep job that ran in `directory` (Hydra's `.hydra/overrides.yaml`),
+    or none where there is no readable record."""
+    try:
+        with open(os.path.join(directory, ".hydra", "overrides.yaml"), encoding="utf-8") as f:
+            return list(yaml.safe_load(f) or [])
+    except (OSError, yaml.YAMLError, TypeError):
+        return []
+
+
+def swept_overrides(directory: str) -> list[str]:
+    """What sets the sweep job in `directory` apart: its overrides that are not the sweep
+    command's own (`seed=1` of `seed=0,1`; a value a search sampled); none outside a sweep.
+
+    >>> swept_overrides("no/such/run")
+    []
+    """
+    command = recorded_overrides(os.path.dirname(os.path.abspath(directory))) or []
+    return [override for override in job_overrides(directory) if override not in command]
+
+
 def job_rows(sweep_dir: str) -> list[dict]:
     """One row per job directory of the sweep, in job order."""
     rows = []
     for name in sorted(job_directories(sweep_dir), key=int):
         directory = os.path.join(sweep_dir, name)
-        try:
-            with open(os.path.join(directory, ".hydra", "overrides.yaml"), encoding="utf-8") as f:
-                listed = list(yaml.safe_load(f) or [])
-        except OSError:
-            listed = []
+        listed = job_overrides(directory)
         row = {"job": int(name), "overrides": " ".join(listed), "status": "done"}
         # One column per swept key, so a spreadsheet can sort and group by each.
         row.update(override.lstrip("+~").split("=", 1) for override in listed if "=" in override)
@@ -84,6 +101,18 @@ def best_row(rows: list[dict], metric: str, mode: str) -> dict | None:
     if not scored:
         return None
     return (min if mode == "min" else max)(scored, key=lambda row: row[metric])
+
+
+def best_setting(grouped: list[dict], mode: str) -> dict | None:
+    """The setting with the best mean over its seeds (`by_setting`'s rows), None if none has one.
+
+    >>> best_setting([{"lr": "0.1", "mean": 0.3}, {"lr": "0.3", "mean": 0.2}], "min")["lr"]
+    '0.3'
+    """
+    scored = [row for row in grouped if "mean" in row]
+    if not scored:
+        return None
+    return (min if mode == "min" else max)(scored, key=lambda row: row["mean"])
 
 
 def settings(rows: list[dict]) -> list[str]:
@@ -155,30 +184,73 @@ def write_summary(sweep_dir: str, metric: str = "eval_loss", mode: str = "min") 
     return rows
 
 
+def short_value(value) -> str:
+    """A swept value as a label shows it: numbers to 3 significant digits.
+
+    >>> short_value("0.0012345678901234"), short_value("adamw"), short_value("3")
+    ('0.00123', 'adamw', '3')
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{number:.3g}" if math.isfinite(number) else str(value)
+
+
+def plotted(grouped: list[dict], keys: list[str], mode: str) -> list[tuple[str, dict]]:
+    """The bars of `summary.png`: one per setting with a mean, best first, each labelled with
+    its swept values (the last part of each key, numbers shortened).
+
+    >>> rows = [{"optimizer.learning_rate": "0.0031415926", "mean": 0.5},
+    ...         {"optimizer.learning_rate": "0.001", "mean": 0.25}]
+    >>> [label for label, _ in plotted(rows, ["optimizer.learning_rate"], "min")]
+    ['learning_rate=0.001', 'learning_rate=0.00314']
+    """
+    names = [key.rsplit(".", 1)[-1] for key in keys]
+    if len(set(names)) < len(names):  # two keys end alike (model.units, head.units)
+        names = list(keys)
+    shown = sorted((row for row in grouped if "mean" in row), key=lambda row: row["mean"])
+    if mode != "min":
+        shown.reverse()
+
+    def label(row):
+        return " ".join(f"{n}={short_value(row[k])}" for n, k in zip(names, keys))
+
+    return [(label(row) or "(one setting)", row) for row in shown]
+
+
 def _plot(grouped: list[dict], keys: list[str], metric: str, mode: str, path: str) -> None:
-    """One bar per setting: the mean of `metric` over its seeds, the spread as an error bar
-    (min to max); labels are sized to fit."""
+    """One bar per setting, best at the top and marked: the mean of `metric` over its seeds, the
+    spread as an error bar (min to max); labels are sized to fit."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [row for row in grouped if "mean" in row]
-    labels = [" ".join(f"{key}={row[key]}" for key in keys) or "(one setting)" for row in shown]
+    bars = plotted(grouped, keys, mode)
+    labels = [label for label, _ in bars]
+    shown = [row for _, row in bars]
     width = 4 + 0.09 * max((len(label) for label in labels), default=10)
-    height = 0.5 * max(len(shown), 2) + 1.2
+    height = 0.35 * max(len(shown), 2) + 1.2
     figure, axis = plt.subplots(figsize=(width, height), constrained_layout=True)
     means = [row["mean"] for row in shown]
     spread = [
         [m - row["min"] for m, row in zip(means, shown)],
         [row["max"] - m for m, row in zip(means, shown)],
     ]
-    axis.barh(labels, means, xerr=spread, capsize=4, alpha=0.7)
+    colors = ["tab:orange"] + ["tab:blue"] * (len(shown) - 1)
+    axis.barh(labels, means, xerr=spread, capsize=4, alpha=0.7, color=colors)
+    if shown:
+        axis.annotate(
+            f" best: {means[0]:.4g}", (means[0], 0), va="center", fontsize=9, color="tab:orange"
+        )
     axis.invert_yaxis()
     runs = max((row["runs"] for row in shown), default=1)
     axis.set_xlabel(f"{metric} ({'lower' if mode == 'min' else 'higher'} is better)")
     axis.set_title(
-        f"mean over {runs} seeds per setting; error bars: min to max" if runs > 1 else metric
+        f"mean over {runs} seeds per setting, best first; error bars: min to max"
+        if runs > 1
+        else f"{metric} per setting, best first"
     )
     axis.grid(alpha=0.3, axis="x")
     figure.savefig(path, dpi=100)
@@ -276,11 +348,20 @@ class SweepSummary(Callback):
                         f"{shown}: {metric} mean {row['mean']:.6g} +- {row['std']:.2g} "
                         f"over {row['runs']} seeds (min {row['min']:.6g}, max {row['max']:.6g})"
                     )
-        best = best_row(rows, metric, mode)
-        if best is not None:
+        summary = os.path.join(sweep_dir, "summary.csv")
+        best = best_setting(grouped, mode)
+        if any(row["runs"] > 1 for row in grouped) and best is not None:  # by the means
+            keys = settings(rows)
+            jobs = [row["job"] for row in rows if all(row.get(k, "") == best[k] for k in keys)]
+            shown = " ".join(f"{key}={best[key]}" for key in keys)
+            print(
+                f"best: {shown} ({metric} mean {best['mean']:.6g} over {best['runs']} seeds, "
+                f"jobs {', '.join(map(str, jobs))}); summary in {summary}"
+            )
+        elif (best := best_row(rows, metric, mode)) is not None:
             print(
                 f"best: job {best['job']} ({best['overrides']}), {metric}={best[metric]:.6g}; "
-                f"summary in {os.path.join(sweep_dir, 'summary.csv')}"
+                f"summary in {summary}"
             )
         try:
             hparams = write_hparams(sweep_dir, rows, metric)

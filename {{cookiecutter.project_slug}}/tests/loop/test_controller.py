@@ -206,7 +206,8 @@ def test_a_signal_after_training_ended_says_what_was_saved(tmp_path, capsys):
     plot_curves = plot.plot_curves
     plot.plot_curves = slow_plot
     try:
-        code = run("train", train, [f"run_dir={tmp_path / 'run'}", *SMALL, *small("regression")])
+        overrides = [f"run_dir={tmp_path / 'run'}", "task=regression", *SMALL, *small("regression")]
+        code = run("train", train, overrides)
     finally:
         plot.plot_curves = plot_curves
     assert code == 143

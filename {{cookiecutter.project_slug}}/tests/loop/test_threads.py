@@ -50,7 +50,9 @@ def counted_step_flops(cfg) -> float:
 
 
 def test_the_estimate_is_three_forward_passes_of_the_batch_and_near_the_counted_step():
-    cfg = load_config(["run_dir=unused", "task.hidden_units=64", "train.batch_size=32"])
+    cfg = load_config(
+        ["run_dir=unused", "task=regression", "task.hidden_units=64", "train.batch_size=32"]
+    )
     # The profiler's count of the traced training step (forward and backward passes): three
     # forward passes within 10% (the first layer's input gradient is not computed).
     counted = counted_step_flops(cfg)
@@ -87,7 +89,7 @@ from {{ cookiecutter.package_name }}.loop.threads import configure_threads
 from {{ cookiecutter.package_name }}.tasks.base import make_task
 
 def choose(*overrides):
-    cfg = load_config(["run_dir=unused", *overrides])
+    cfg = load_config(["run_dir=unused", "task=regression", *overrides])
     task = make_task(cfg)
     return task, configure_threads(cfg, task, task.source(cfg.data))
 
@@ -110,8 +112,8 @@ print(json.dumps(out))
 """
 
 
-def test_in_a_new_process_the_default_task_gets_one_thread_and_the_wide_preset_every_core():
-    task = make_task(load_config(["run_dir=unused"]))
+def test_in_a_new_process_the_regression_gets_one_thread_and_the_wide_preset_every_core():
+    task = make_task(load_config(["run_dir=unused", "task=regression"]))
     task.build_model()(task.arrays().x_train[:2])  # here first: a model that cannot be built
     out = json.loads(python_output(CHOOSE).splitlines()[-1])
     assert out["wide"]["intra_op"] == 0 and out["wide"]["step_flops"] > SMALL_STEP_FLOPS

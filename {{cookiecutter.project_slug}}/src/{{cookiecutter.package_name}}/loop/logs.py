@@ -44,14 +44,19 @@ class RunLog:
                 drop_lines_after(self.path, start_step)
             except OSError as error:
                 raise storage_error(self.path, error) from None
-        # tqdm disables itself when stderr is not a terminal (disable=None).
+        # tqdm disables itself when stderr is not a terminal (disable=None). Its own rate is left
+        # out: smoothed over the last refreshes, it counts evaluation and checkpoint pauses as
+        # training time (a few steps over a long evaluation); the bar shows the loop's logged
+        # `steps_per_sec` instead, the figure the run's summary gives.
         self.progress = tqdm(
             total=total_steps,
             initial=start_step,
             unit="step",
             dynamic_ncols=True,
             disable=None if enabled else True,
+            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
         )
+        self.steps_per_sec = None
 
     def write(self, step: int, values: dict) -> None:
         if not self.enabled:
@@ -75,6 +80,10 @@ class RunLog:
             for key in self.progress_fields
             if key in record
         }
+        if isinstance(record.get("steps_per_sec"), float):
+            self.steps_per_sec = record["steps_per_sec"]
+        if self.steps_per_sec is not None:  # tqdm shows a postfix as `key=value` after a comma
+            shown = {"steps/s": f"{self.steps_per_sec:.0f}", **shown}
         self.progress.set_postfix(shown, refresh=False)
 
     def advance(self, steps: int) -> None:
