@@ -130,9 +130,9 @@ from {{ cookiecutter.package_name }}.config import load_config
 from {{ cookiecutter.package_name }}.loop.threads import configure_threads
 
 class Task:
-    def build_model(self):
+    def build_models(self):
         tf.config.list_logical_devices("GPU")  # starts TensorFlow's runtime, as Keras' GRU does
-        return keras.Sequential([keras.layers.Dense(2)])
+        return {"model": keras.Sequential([keras.layers.Dense(2)])}
 
 class Source:
     example_inputs = numpy.zeros((4, 3), "float32")
