@@ -70,18 +70,22 @@ def test_default_bake_passes_its_own_test_suite(default_bake, part):
     assert re.search(r"\d+ passed", done.stdout.strip().splitlines()[-1]), done.stdout[-2000:]
 
 
-@pytest.mark.minutes(8)
+# The tests of a bake that read its default task (the config's defaults, the docs that name the
+# default); everything else names its task, and the per-task tests run for every task in the
+# default bake's own suite.
+READS_THE_DEFAULT = ["tests/test_config.py", "tests/test_docs.py"]
+
+
+@pytest.mark.minutes(2)
 @pytest.mark.parametrize("task", CONTEXT["default_task"][1:])
-def test_a_bake_of_each_other_default_task_passes_its_own_fast_suite(cookies_session, task):
+def test_a_bake_of_each_other_default_task_passes_the_tests_that_read_it(cookies_session, task):
     # With the solutions kit (its tests are the research bake's and the teaching ones). Such a
-    # bake differs from the default one only where the default task is named (test_bake.py):
-    # the tests that pick no task read it; the shared per-task tests name their task, and run
-    # for every task in the default bake's suite, so here on this task only.
+    # bake differs from the default one only where the default task is named (test_bake.py).
     result = cookies_session.bake(extra_context={"default_task": task, "starter_kit": "solutions"})
     assert result.exit_code == 0, result.exception
     project = result.project_path
     suite = python(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow")
-    done = run([*suite, f"--task={task}"], cwd=project, timeout=1800)
+    done = run([*suite, f"--task={task}", *READS_THE_DEFAULT], cwd=project, timeout=1800)
     last = done.stdout.strip().splitlines()[-1]
     assert re.search(r"\d+ passed", last) and "failed" not in last, done.stdout[-2000:]
 
