@@ -162,8 +162,12 @@ def test_each_example_trains_on_two_replicas_and_in_both_mixed_precisions(
         assert records[-1]["loss"] < 0.8 * records[0]["loss"], (label, records)
     one, two = (weights_at(Path(configs[label].run_dir), 40) for label in ("one", "two"))
     assert one.keys() == two.keys()
-    for name in one:  # 40 Adam steps on sums taken in another order (the VAE's KL per replica)
-        np.testing.assert_allclose(one[name], two[name], rtol=1e-3, atol=1e-5, err_msg=name)
+    # 40 Adam steps on sums taken in another order (the VAE's KL per replica). Adam divides by
+    # the root of each gradient's second moment, so an element whose gradient is near zero can
+    # move by a good part of one step (the learning rate, 2e-3) on rounding alone; a wrong
+    # average (a doubled gradient, a model loss counted per replica) moves weights by many steps.
+    for name in one:
+        np.testing.assert_allclose(one[name], two[name], rtol=1e-3, atol=2e-4, err_msg=name)
     # float16: every optimizer scales its loss by a dynamic scale of its own, checkpointed
     float16 = configs["float16"]
     names = tf.train.load_checkpoint(f"{float16.run_dir}/checkpoints")
