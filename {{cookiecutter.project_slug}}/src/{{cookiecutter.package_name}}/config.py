@@ -33,7 +33,10 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .config_checks import (
+from .config_checks import (  # noqa: F401 - OptimizerSettings for task modules
+    OPTIMIZERS,
+    SCHEDULES,
+    OptimizerSettings,
     check_config,
     check_renamed_keys,
     fraction,
@@ -43,9 +46,6 @@ from .config_checks import (
 )
 from .errors import ConfigError
 from .support import PRECISIONS, STRATEGIES
-
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "warmup_cosine")
 
 
 @dataclass
@@ -92,20 +92,6 @@ class OptimizerConfig:
     # An exponential moving average of the weights (Keras' use_ema), e.g. 0.999: evaluated,
     # kept best and exported instead of the raw weights; 0: off.
     ema_decay: float = fraction(0.0)
-
-
-@dataclass
-class OptimizerSettings:
-    """One named optimizer's own settings (`task.optimizers.<name>.<key>`); an unset key (null)
-    takes the `optimizer` section's value, or the optimizer's own default for the betas."""
-
-    name: str | None = field(default=None, metadata={"choices": (None, *OPTIMIZERS)})
-    learning_rate: float | None = positive(None)
-    schedule: str | None = field(default=None, metadata={"choices": (None, *SCHEDULES)})
-    # Adam's and AdamW's moment decays (a GAN's often take beta_1=0.5); other optimizers have
-    # none and go without.
-    beta_1: float | None = fraction(None)
-    beta_2: float | None = fraction(None)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import field
+from dataclasses import dataclass, field
 
 from .errors import ConfigError
 from .support import unsupported_reason
@@ -36,6 +36,24 @@ def fraction(default):
 def one_of(default, choices):
     """A string field limited to `choices`."""
     return field(default=default, metadata={"choices": tuple(choices)})
+
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "warmup_cosine")
+
+
+@dataclass
+class OptimizerSettings:
+    """One named optimizer's own settings (`task.optimizers.<name>.<key>`); an unset key (null)
+    takes the `optimizer` section's value, or the optimizer's own default for the betas."""
+
+    name: str | None = field(default=None, metadata={"choices": (None, *OPTIMIZERS)})
+    learning_rate: float | None = positive(None)
+    schedule: str | None = field(default=None, metadata={"choices": (None, *SCHEDULES)})
+    # Adam's and AdamW's moment decays (a GAN's often take beta_1=0.5); other optimizers have
+    # none and go without.
+    beta_1: float | None = fraction(None)
+    beta_2: float | None = fraction(None)
 
 
 def check_fields(section, prefix: str) -> None:

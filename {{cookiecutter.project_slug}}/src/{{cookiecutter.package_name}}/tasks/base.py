@@ -59,7 +59,7 @@ from typing import ClassVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from ..config import OptimizerSettings
+from ..config_checks import OptimizerSettings
 from ..data import Arrays, ArraySource, leaves, load_npz, map_arrays, num_rows
 from ..errors import ConfigError, RunError
 
