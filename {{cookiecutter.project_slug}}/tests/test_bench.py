@@ -40,6 +40,8 @@ def test_fit_with_the_task_step_as_its_override_trains_exactly_as_the_loop(task,
     start = [w.numpy() for w in weights(runners)]
     _, loop_logs = runners.loop(10)  # one untimed call and two timed: 15 steps
     by_loop = [w.numpy() for w in weights(runners)]
+    loop_optimizers = runners.trainer.optimizers.values()
+    loop_updates = [int(o.iterations) for o in loop_optimizers]
     for variable, value in zip(weights(runners), start):
         variable.assign(value)
     _, fit_logs = runners.fit(10)  # the same 15 batches from the same start
@@ -53,12 +55,13 @@ def test_fit_with_the_task_step_as_its_override_trains_exactly_as_the_loop(task,
     assert {name: fit_logs[name] for name in logged} == pytest.approx(
         {name: loop_logs[name] for name in logged}, rel=RTOL["float32"]
     )
-    # fit ran Keras' own optimizers (each updated 15 times), not the loop's a second time.
+    # fit ran Keras' own optimizers, each updated as often as the loop's in the same 15 steps
+    # (once a step, or as often as the task's own step applies it), not the loop's a second time.
     fit_optimizers = runners.fit_model.loop.optimizers
     assert all(type(o) is keras.optimizers.SGD for o in fit_optimizers.values())
-    assert [int(o.iterations) for o in fit_optimizers.values()] == [15] * len(fit_optimizers)
-    loop_optimizers = runners.trainer.optimizers.values()
-    assert [int(o.iterations) for o in loop_optimizers] == [15] * len(fit_optimizers)
+    assert min(loop_updates) >= 15
+    assert [int(o.iterations) for o in fit_optimizers.values()] == loop_updates
+    assert [int(o.iterations) for o in loop_optimizers] == loop_updates
 
 
 @pytest.mark.slow  # every task's loop and fit built and traced, even on tiny settings

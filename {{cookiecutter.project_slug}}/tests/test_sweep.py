@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from {{ cookiecutter.package_name }}.cli import run
 from {{ cookiecutter.package_name }}.sweep import (
@@ -112,6 +113,17 @@ def test_with_seeds_swept_the_best_is_the_setting_with_the_best_mean_not_one_luc
     ]
     # Each job is told apart by its swept values (MLflow's run names), not the common ones.
     assert swept_overrides(str(sweep / "3")) == ["optimizer.learning_rate=0.3", "seed=1"]
+
+
+def test_a_fixed_value_hydra_escapes_in_the_jobs_record_is_not_swept(tmp_path):
+    # Hydra records the command's `uri=sqlite:///x` as `uri=sqlite\:///x` in each job.
+    uri = "actions.mlflow.tracking_uri=sqlite:////tmp/mlflow.db"
+    command = {"hydra": {"overrides": {"task": ["seed=0,1", uri]}}}
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(command), encoding="utf-8")
+    (tmp_path / "1" / ".hydra").mkdir(parents=True)
+    job = ["seed=1", uri.replace("sqlite:", "sqlite\\:")]
+    (tmp_path / "1" / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(job), "utf-8")
+    assert swept_overrides(str(tmp_path / "1")) == ["seed=1"]
 
 
 def test_the_summary_plot_puts_the_best_setting_first_with_short_labels():

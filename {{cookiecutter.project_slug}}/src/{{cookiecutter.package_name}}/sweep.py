@@ -17,6 +17,8 @@ import sys
 import tempfile
 
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
 from hydra.experimental.callback import Callback
 
 from .errors import EXIT_USAGE
@@ -60,7 +62,22 @@ def swept_overrides(directory: str) -> list[str]:
     []
     """
     command = recorded_overrides(os.path.dirname(os.path.abspath(directory))) or []
-    return [override for override in job_overrides(directory) if override not in command]
+    # By key, as Hydra parses them: a job records `uri=sqlite\:///x` for the command's
+    # `uri=sqlite:///x` (its escaping), and both set the same fixed value.
+    parser = OverridesParser.create()
+    try:
+        fixed = {
+            override.key_or_group
+            for override in parser.parse_overrides(command)
+            if not override.is_sweep_override()
+        }
+        return [
+            override
+            for override in job_overrides(directory)
+            if parser.parse_override(override).key_or_group not in fixed
+        ]
+    except OverrideParseException:  # a hand-edited record: as written
+        return [override for override in job_overrides(directory) if override not in command]
 
 
 def job_rows(sweep_dir: str) -> list[dict]:
