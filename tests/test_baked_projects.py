@@ -55,10 +55,15 @@ def losses(run_dir):
 # the rest (`make test` runs `pytest -n`); together they are every test: a new test file of the
 # bake lands in "slow-rest" or "fast".
 RECOVERY = ["tests/test_fault_tolerance.py", "tests/test_deploy.py", "tests/test_sweep.py"]
+# The fast tier runs every per-task test on every task. The slow per-task tests (two workers,
+# SIGTERM and a restart, a package-free export: the loop's and export's machinery, the same
+# for every task) run on the task of the chapter's reference step and on the one with its own
+# step and two models.
+SLOW_TASKS = ["--task=regression", "--task=gan"]
 OWN_SUITE = {
     "fast": ["-m", "not slow"],
-    "slow-recovery": ["-m", "slow", *RECOVERY],
-    "slow-rest": ["-m", "slow", *(f"--ignore={path}" for path in RECOVERY)],
+    "slow-recovery": ["-m", "slow", *SLOW_TASKS, *RECOVERY],
+    "slow-rest": ["-m", "slow", *SLOW_TASKS, *(f"--ignore={path}" for path in RECOVERY)],
 }
 
 

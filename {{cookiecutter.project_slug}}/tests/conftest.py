@@ -111,13 +111,16 @@ def pytest_addoption(parser):
 def pytest_generate_tests(metafunc):
     """A test taking `task` runs once per task of the package: what the loop promises holds
     for every task, through the Task interface only (a failure names the task in the test id).
-    `pytest --task=<name>` runs them on one task, e.g. the one you are writing."""
+    `pytest --task=<name>` runs them on one task, e.g. the one you are writing; they are marked
+    `per_task` (`-m "not per_task"` runs the rest)."""
     if "task" in metafunc.fixturenames:
         chosen = metafunc.config.getoption("task") or list(TASKS)
         unknown = sorted(set(chosen) - set(TASKS))
         if unknown:
             raise pytest.UsageError(f"--task={unknown[0]}: choose from {', '.join(TASKS)}")
-        metafunc.parametrize("task", chosen)
+        metafunc.parametrize(
+            "task", [pytest.param(name, marks=pytest.mark.per_task) for name in chosen]
+        )
 
 
 def python_output(code: str) -> str:

@@ -59,9 +59,9 @@ def test_a_resumed_run_goes_on_in_the_same_mlflow_run(make_config, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_four_job_sweep_is_four_runs_of_one_experiment(tmp_path):
+def test_a_sweep_is_one_run_per_job_in_one_experiment(tmp_path):
     store, overrides = tracked(tmp_path)
-    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}.train", "-m", "seed=0,1,2,3"]
+    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}.train", "-m", "seed=0,1"]
     command += ["task=regression"]
     command += [f"hydra.sweep.dir={tmp_path / 'sweep'}", "train.steps=20", *overrides]
     command += ["train.log_every_steps=10", "eval.every_steps=10", "checkpoint.every_steps=10"]
@@ -70,8 +70,8 @@ def test_a_four_job_sweep_is_four_runs_of_one_experiment(tmp_path):
     client = mlflow.MlflowClient(store)
     experiment = client.get_experiment_by_name("regression")
     runs = client.search_runs([experiment.experiment_id])
-    assert sorted(run.data.params["seed"] for run in runs) == ["0", "1", "2", "3"]
-    assert sorted(run.info.run_name for run in runs) == [f"seed={seed}" for seed in range(4)]
+    assert sorted(run.data.params["seed"] for run in runs) == ["0", "1"]
+    assert sorted(run.info.run_name for run in runs) == ["seed=0", "seed=1"]
     for run in runs:
         job = run.data.tags["run_dir"]
         final = json.loads(Path(job, "final_metrics.json").read_text(encoding="utf-8"))
