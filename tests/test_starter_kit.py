@@ -284,7 +284,7 @@ def submission(kits, target, wrong=False):
     if not wrong:
         for (file, old), new in REWORDED.items():
             replace_once(components / file, old, new)
-    if wrong:
+    else:
         where = "ops.where(abs_error < threshold, squared, linear)"
         replace_once(components / "losses.py", where, "squared")
         zeros = 'shape=(self.units,), initializer="zeros")'
