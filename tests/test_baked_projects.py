@@ -95,20 +95,17 @@ def test_a_bake_of_each_other_default_task_passes_the_tests_that_read_it(cookies
     assert re.search(r"\d+ passed", last) and "failed" not in last, done.stdout[-2000:]
 
 
-def test_default_bake_trains_and_leaves_a_loadable_checkpoint(default_bake, tmp_path):
+def test_default_bake_trains_leaves_a_loadable_checkpoint_evaluates_and_exports(
+    default_bake, tmp_path
+):
     run_dir = tmp_path / "run"
     train(default_bake, run_dir, *SHORT_RUN)
     values = losses(run_dir)
     assert len(values) == 6 and values[-1] < values[0]
     reader = tf.train.load_checkpoint(str(run_dir / "checkpoints" / "ckpt-60"))
     assert reader.get_variable_to_shape_map()
-
-
-def test_default_bake_evaluates_and_exports(default_bake, tmp_path):
-    run_dir = tmp_path / "run"
-    train(default_bake, run_dir, "train.steps=20", "checkpoint.every_steps=20")
     run(python(default_bake, "-m", f"{PACKAGE}.evaluate", f"run_dir={run_dir}"), cwd=default_bake)
-    assert json.loads((run_dir / "eval.json").read_text())["step"] == 20
+    assert json.loads((run_dir / "eval.json").read_text())["step"] == 60
     run(python(default_bake, "-m", f"{PACKAGE}.export", f"run_dir={run_dir}"), cwd=default_bake)
     assert (run_dir / "export" / "model.keras").is_file()
 
