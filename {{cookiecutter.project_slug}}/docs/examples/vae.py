@@ -114,13 +114,20 @@ class VaeTask(Task, name="vae"):
             kl = loop.model_losses(vae)  # the Sampling layer's add_loss: this replica's mean
             loss = loop.compute_average_loss(error) + loop.scale_regularization_loss(kl)
         loop.apply_gradients(tape, loss)
-        return {"loss": error + kl, "reconstruction": error, "kl": kl}
+        return self.logged(error, kl)
 
     def eval_step(self, batch, loop) -> dict:
         inputs, targets = batch
         vae = loop.models["model"]
         error = self.reconstruction_error(targets, vae(inputs, training=False))
-        kl = loop.model_losses(vae)
+        return self.logged(error, loop.model_losses(vae))
+
+    @staticmethod
+    def logged(error, kl) -> dict:
+        """Per-example values: the batch's mean KL given to each of its examples, so the
+        held-out mean is over examples whatever the batching (a scalar would count a short
+        last batch as much as a full one)."""
+        kl = ops.ones_like(error) * kl
         return {"loss": error + kl, "reconstruction": error, "kl": kl}
 
     # -- what is served -----------------------------------------------------------------------

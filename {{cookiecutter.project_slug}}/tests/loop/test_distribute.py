@@ -37,8 +37,12 @@ def test_two_replicas_match_one_device_and_run_json_records_them(make_config, tm
     )
     a, b = weights_at(one, 20), weights_at(two, 20)
     assert a.keys() == b.keys()
+    # 20 Adam steps on sums taken in another order: rounding moves an element by up to ~1e-3 of
+    # itself (a VAE's KL, a mean per replica, did 2.4e-4). A wrong average is far outside: a
+    # doubled gradient doubles Adam's first moment and quadruples its second (the weights,
+    # which Adam's scale-free update barely moves, are checked step by step in test_trainer).
     for name in a:
-        np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-3, atol=1e-5, err_msg=name)
     assert result["step"] == 20
     run = json.loads((two / "run.json").read_text())
     assert (run["strategy"], run["num_replicas"], run["num_workers"]) == ("mirrored", 2, 1)
