@@ -39,8 +39,9 @@ def test_two_replicas_match_one_device_and_run_json_records_them(make_config, tm
     assert a.keys() == b.keys()
     # 20 Adam steps on sums taken in another order: rounding moves an element by up to ~1e-3 of
     # itself (a VAE's KL, a mean per replica, did 2.4e-4). A wrong average is far outside: a
-    # doubled gradient doubles Adam's first moment and quadruples its second (the weights,
-    # which Adam's scale-free update barely moves, are checked step by step in test_trainer).
+    # doubled gradient doubles Adam's first moment and quadruples its second, although Adam's
+    # scale-free update barely moves the weights (one SGD step, which it doubles, is compared
+    # in test_trainer.py).
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-3, atol=1e-5, err_msg=name)
     assert result["step"] == 20

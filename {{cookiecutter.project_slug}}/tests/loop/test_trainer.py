@@ -131,13 +131,13 @@ def test_two_replicas_take_the_step_of_one_device_on_the_global_batch(make_confi
 def test_float16_scales_the_loss_so_small_gradients_survive(make_config, task):
     # Unscaled float16 gradients of this loss underflow or lose digits; scaled (from 32768) and
     # unscaled in float32 by each optimizer, the step matches float32's to float16 precision.
-    # A task with a large loss may overflow at 32768: that step changes nothing of the
-    # optimizer that skips it and halves its scale, and the first batch is then taken again.
+    # A task with a large loss may overflow at 32768: the optimizer skips that step and halves
+    # its scale; the others' updates are undone and the first batch is taken again.
     _, _, change32 = sgd_change(make_config(*ONE_SGD_STEP, *noise_free(task), task=task))
     cfg = make_config(*ONE_SGD_STEP, *noise_free(task), "precision=mixed_float16", task=task)
-    task_ = make_task(cfg)
-    source, cluster = task_.source(cfg.data), make_cluster(cfg.distribute)
-    trainer = Trainer(cfg, cluster, task_, source)
+    made = make_task(cfg)
+    source, cluster = made.source(cfg.data), make_cluster(cfg.distribute)
+    trainer = Trainer(cfg, cluster, made, source)
     optimizers = list(trainer.optimizers.values())
     assert [float(o.dynamic_scale) for o in optimizers] == [32768.0] * len(optimizers)
     before = snapshot(trainer.variables)
