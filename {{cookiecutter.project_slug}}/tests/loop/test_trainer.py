@@ -16,12 +16,16 @@ from {{ cookiecutter.package_name }}.tasks.base import Task, make_task
 from ..conftest import noise_free, task_class_of
 
 
-def trainer_and_batches(cfg):
-    """A trainer and the loop's own iterator over its (micro-)batches, from step 0."""
+def trainer_cluster_and_source(cfg):
     task = make_task(cfg)
     source = task.source(cfg.data)
     cluster = make_cluster(cfg.distribute)
-    trainer = Trainer(cfg, cluster, task, source)
+    return Trainer(cfg, cluster, task, source), cluster, source
+
+
+def trainer_and_batches(cfg):
+    """A trainer and the loop's own iterator over its (micro-)batches, from step 0."""
+    trainer, cluster, source = trainer_cluster_and_source(cfg)
     return trainer, training_batches(cfg, cluster, source, 0)
 
 
@@ -135,9 +139,7 @@ def test_float16_scales_the_loss_so_small_gradients_survive(make_config, task):
     # its scale; the others' updates are undone and the first batch is taken again.
     _, _, change32 = sgd_change(make_config(*ONE_SGD_STEP, *noise_free(task), task=task))
     cfg = make_config(*ONE_SGD_STEP, *noise_free(task), "precision=mixed_float16", task=task)
-    made = make_task(cfg)
-    source, cluster = made.source(cfg.data), make_cluster(cfg.distribute)
-    trainer = Trainer(cfg, cluster, made, source)
+    trainer, cluster, source = trainer_cluster_and_source(cfg)
     optimizers = list(trainer.optimizers.values())
     assert [float(o.dynamic_scale) for o in optimizers] == [32768.0] * len(optimizers)
     before = snapshot(trainer.variables)
